@@ -1,0 +1,195 @@
+"""The tap: its settings schema and the list of streams of every enabled vendor.
+
+Everything vendor-specific lives in ``tap_segments/vendors/<vendor>/``; the async-export
+machinery shared by all of them lives in ``tap_segments/exports/``.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from singer_sdk import Stream, Tap
+from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_segments.vendors import VENDORS, enabled_vendors
+
+StringList = th.ArrayType(th.StringType)
+
+
+def _secret(name: str, description: str) -> th.Property:
+    return th.Property(name, th.StringType, secret=True, description=description)
+
+
+class TapSegments(Tap):
+    """Singer tap for Artisan, Indicative, Kissmetrics and Acoustic Exchange."""
+
+    name = "tap-segments"
+
+    config_jsonschema = th.PropertiesList(
+        # --- shared ---------------------------------------------------------------
+        th.Property(
+            "start_date",
+            th.DateTimeType,
+            description="Earliest data for incremental streams (ISO-8601).",
+        ),
+        th.Property(
+            "export_poll_interval_seconds",
+            th.NumberType,
+            default=2,
+            description="First wait between polls of an export job; it grows on each poll.",
+        ),
+        th.Property(
+            "export_poll_max_interval_seconds",
+            th.NumberType,
+            default=60,
+            description="Cap of the growing wait between polls of an export job.",
+        ),
+        th.Property(
+            "export_timeout_seconds",
+            th.NumberType,
+            default=14400,
+            description="Give up on one export job after this many seconds since it started.",
+        ),
+        th.Property(
+            "max_concurrent_exports",
+            th.IntegerType,
+            default=4,
+            description="Export jobs triggered, polled and downloaded at the same time.",
+        ),
+        th.Property(
+            "request_timeout_seconds",
+            th.NumberType,
+            default=300,
+            description="Timeout of each HTTP request, in seconds.",
+        ),
+        th.Property(
+            "http_max_tries",
+            th.IntegerType,
+            default=6,
+            description="Tries of one HTTP request on 429, 5xx and connection errors.",
+        ),
+        th.Property(
+            "http_retry_base_seconds",
+            th.NumberType,
+            default=1,
+            description=(
+                "First wait before retrying a request; doubles on each try, never shorter "
+                "than the vendor's Retry-After."
+            ),
+        ),
+        # --- Artisan --------------------------------------------------------------
+        th.Property(
+            "artisan_base_url",
+            th.StringType,
+            default="https://artisantools.com",
+            description="Artisan API base URL.",
+        ),
+        _secret("artisan_public_api_key", "Artisan public API key (header `public-api-key`)."),
+        _secret(
+            "artisan_secret_api_key",
+            'Artisan secret API key (header `Authorization: Token token="..."`).',
+        ),
+        th.Property("artisan_app_ids", StringList, description="Limit to these Artisan apps."),
+        th.Property(
+            "artisan_profile_ids",
+            StringList,
+            description="Artisan (device) IDs whose profiles are fetched directly.",
+        ),
+        th.Property(
+            "artisan_shared_user_ids",
+            StringList,
+            description="Shared User IDs whose profiles are fetched directly (`source=custom`).",
+        ),
+        th.Property(
+            "artisan_callback_url",
+            th.StringType,
+            description=(
+                "Optional `callbackUrl` passed to Artisan export requests. Never required: "
+                "the tap polls the job."
+            ),
+        ),
+        # --- Indicative -----------------------------------------------------------
+        th.Property(
+            "indicative_base_url",
+            th.StringType,
+            default="https://query.indicative.com",
+            description="Indicative (mParticle Analytics) query API base URL.",
+        ),
+        _secret("indicative_api_key", "Indicative API key (Basic auth user)."),
+        _secret("indicative_access_token", "Indicative access token (Basic auth password)."),
+        th.Property(
+            "indicative_segment_ids",
+            StringList,
+            description="Limit to these Indicative segment IDs (default: all segments).",
+        ),
+        # --- Kissmetrics ----------------------------------------------------------
+        th.Property(
+            "kissmetrics_api_base_url",
+            th.StringType,
+            default="https://api.kissmetrics.com",
+            description="Kissmetrics core API base URL.",
+        ),
+        th.Property(
+            "kissmetrics_query_base_url",
+            th.StringType,
+            default="https://query.kissmetrics.com",
+            description="Kissmetrics query API base URL.",
+        ),
+        _secret("kissmetrics_api_token", "Kissmetrics personal API token (Bearer)."),
+        th.Property(
+            "kissmetrics_report_ids",
+            StringList,
+            description="Limit to these Kissmetrics report IDs (default: all reports).",
+        ),
+        th.Property(
+            "kissmetrics_window_days",
+            th.IntegerType,
+            default=1,
+            description="Size in days of each report run's date window.",
+        ),
+        # --- Acoustic Exchange ----------------------------------------------------
+        th.Property(
+            "acoustic_base_url",
+            th.StringType,
+            description="The Acoustic Exchange account's assigned base URL (required to enable).",
+        ),
+        _secret("acoustic_auth_key", "Acoustic Exchange authentication key (Bearer)."),
+        th.Property(
+            "acoustic_job_categories",
+            StringList,
+            default=["SEGMENT_EXPORT", "IDENTITY_IMPORT", "SEGMENT_POPULATE_DB"],
+            description="Job categories to read.",
+        ),
+        th.Property(
+            "acoustic_endpoint_id",
+            th.StringType,
+            description="Only jobs of this endpoint (`endpointId` filter).",
+        ),
+        th.Property(
+            "acoustic_mark_complete",
+            th.BooleanType,
+            default=False,
+            description=(
+                "After every file of a job is downloaded, mark the job complete at Acoustic "
+                "(PUT /v1/jobs/{id}/status/complete). Opt-in: it changes vendor data."
+            ),
+        ),
+    ).to_dict()
+
+    def discover_streams(self) -> list[Stream]:
+        """Return the streams of every vendor whose credentials are configured."""
+        vendors = enabled_vendors(self.config)
+        if not vendors:
+            hints = "; ".join(
+                f"{vendor.label}: {', '.join(vendor.required_settings)}" for vendor in VENDORS
+            )
+            msg = f"No vendor is configured. Set the credentials of at least one vendor ({hints})."
+            raise ConfigValidationError(msg)
+        return [stream_class(tap=self) for vendor in vendors for stream_class in vendor.streams]
+
+
+if __name__ == "__main__":
+    TapSegments.cli()
+
+__all__: t.Sequence[str] = ["TapSegments"]

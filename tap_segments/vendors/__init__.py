@@ -1,0 +1,39 @@
+"""The vendor registry: one package per vendor, each describing when it is enabled.
+
+A vendor is enabled when every one of its ``required_settings`` is set; its streams are
+discovered only then.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass
+
+if t.TYPE_CHECKING:
+    from singer_sdk import Stream
+
+
+@dataclass(frozen=True)
+class Vendor:
+    """A vendor the tap reads from."""
+
+    name: str
+    label: str
+    required_settings: tuple[str, ...]
+    streams: tuple[type[Stream], ...]
+
+    def is_enabled(self, config: t.Mapping[str, t.Any]) -> bool:
+        return all(config.get(setting) for setting in self.required_settings)
+
+
+def _load_vendors() -> tuple[Vendor, ...]:
+    from tap_segments.vendors.indicative import VENDOR as INDICATIVE
+
+    return (INDICATIVE,)
+
+
+VENDORS: tuple[Vendor, ...] = _load_vendors()
+
+
+def enabled_vendors(config: t.Mapping[str, t.Any]) -> list[Vendor]:
+    return [vendor for vendor in VENDORS if vendor.is_enabled(config)]

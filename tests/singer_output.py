@@ -1,0 +1,94 @@
+"""Run the tap in-process or as a CLI and read its Singer output back, for tests."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import typing as t
+from contextlib import redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tap_segments.tap import TapSegments
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class SyncOutput:
+    """Messages a run printed, grouped the way tests ask about them."""
+
+    messages: list[dict] = field(default_factory=list)
+    stderr: str = ""
+    returncode: int = 0
+
+    @property
+    def records(self) -> dict[str, list[dict]]:
+        grouped: dict[str, list[dict]] = {}
+        for message in self.messages:
+            if message["type"] == "RECORD":
+                grouped.setdefault(message["stream"], []).append(message["record"])
+        return grouped
+
+    def count(self, stream: str) -> int:
+        return len(self.records.get(stream, []))
+
+    @property
+    def states(self) -> list[dict]:
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def last_state(self) -> dict | None:
+        return self.states[-1] if self.states else None
+
+    def schemas(self, stream: str) -> list[dict]:
+        return [
+            m["schema"] for m in self.messages if m["type"] == "SCHEMA" and m["stream"] == stream
+        ]
+
+
+def parse_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def run_in_process(
+    config: dict, state: dict | None = None, catalog: dict | None = None
+) -> SyncOutput:
+    tap = TapSegments(config=config, state=state, catalog=catalog, validate_config=True)
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        tap.sync_all()
+    return SyncOutput(parse_lines(buffer.getvalue()))
+
+
+def write_json(path: Path, value: t.Any) -> Path:
+    path.write_text(json.dumps(value))
+    return path
+
+
+def run_cli(
+    tmp_path: Path,
+    config: dict,
+    state: dict | None = None,
+    *args: str,
+    timeout: float = 300,
+) -> SyncOutput:
+    """Run ``python -m tap_segments`` as a data engineer would, and parse what it printed."""
+    command = [
+        sys.executable,
+        "-m",
+        "tap_segments",
+        "--config",
+        str(write_json(tmp_path / "config.json", config)),
+    ]
+    if state is not None:
+        command += ["--state", str(write_json(tmp_path / "state.json", state))]
+    command += list(args)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
+    )
+    return SyncOutput(parse_lines(done.stdout), stderr=done.stderr, returncode=done.returncode)
