@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import functools
 import json
 import typing as t
 from http import HTTPStatus
@@ -21,7 +22,12 @@ import requests
 from singer_sdk import RESTStream
 from singer_sdk.helpers.jsonpath import extract_jsonpath
 
-from tap_segments.errors import ExportFileGoneError, MalformedResponseError, VendorAuthError
+from tap_segments.errors import (
+    ExportFileGoneError,
+    MalformedResponseError,
+    VendorAuthError,
+    VendorUnreachableError,
+)
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -47,6 +53,15 @@ def retry_after_seconds(response: requests.Response | None) -> float | None:
             when = when.replace(tzinfo=dt.timezone.utc)
         seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def describe_network_error(exc: BaseException) -> str:
+    """A short reason for a network failure, without the library's nested reprs."""
+    text = str(exc)
+    for reason in ("Connection refused", "timed out", "Name or service not known", "reset"):
+        if reason.lower() in text.lower():
+            return f"{exc.__class__.__name__} ({reason.lower()})"
+    return exc.__class__.__name__
 
 
 def endpoint_of(url: str) -> str:
@@ -120,6 +135,24 @@ class VendorStream(RESTStream):
             wait = max(wait, retry_after_seconds(response) or 0.0)
             attempt += 1
             exception = yield wait
+
+    def request_decorator(self, func: t.Callable) -> t.Callable:
+        """The SDK's retries, then one clear error when the vendor cannot be reached."""
+        retried = super().request_decorator(func)
+
+        @functools.wraps(func)
+        def send_or_explain(prepared: requests.PreparedRequest, context: t.Any) -> t.Any:
+            try:
+                return retried(prepared, context)
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                parsed = urlparse(str(prepared.url))
+                raise VendorUnreachableError(
+                    f"{self.vendor_label}: {prepared.method} {parsed.scheme}://{parsed.netloc}"
+                    f"{parsed.path} failed after {self.backoff_max_tries()} tries: "
+                    f"{describe_network_error(exc)}. Check the base URL setting and the network."
+                ) from exc
+
+        return send_or_explain
 
     def backoff_handler(self, details: t.Any) -> None:
         exc = details.get("exception")

@@ -13,6 +13,10 @@ class VendorAuthError(TapSegmentsError):
     """401/403: the credentials are wrong or lack access."""
 
 
+class VendorUnreachableError(TapSegmentsError):
+    """The vendor could not be reached (refused, timed out, reset) after every retry."""
+
+
 class MalformedResponseError(TapSegmentsError):
     """A body that is not what the vendor documents (HTML page, truncated JSON, ...)."""
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import typing as t
 
+import click
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.plugin_base import _ConfigInput
+from singer_sdk.tap_base import CliTestOptionValue
 
+from tap_segments.client import VendorStream
 from tap_segments.vendors import VENDORS, enabled_vendors
 
 StringList = th.ArrayType(th.StringType)
@@ -185,8 +189,39 @@ class TapSegments(Tap):
                 f"{vendor.label}: {', '.join(vendor.required_settings)}" for vendor in VENDORS
             )
             msg = f"No vendor is configured. Set the credentials of at least one vendor ({hints})."
-            raise ConfigValidationError(msg)
+            raise ConfigValidationError(msg, errors=[msg])
         return [stream_class(tap=self) for vendor in vendors for stream_class in vendor.streams]
+
+    def check_connections(self) -> bool:
+        """One cheap request per enabled vendor; log which vendor failed and why."""
+        healthy = True
+        for vendor in enabled_vendors(self.config):
+            stream = t.cast(VendorStream, self.streams[str(vendor.streams[0].name)])
+            try:
+                stream.send("GET", vendor.check_path)
+            except Exception as exc:  # report every vendor, then fail
+                healthy = False
+                reason = str(exc) if str(exc).startswith(vendor.label) else f"{vendor.label}: {exc}"
+                self.logger.error("Connection test failed: %s", reason)
+            else:
+                self.logger.info(
+                    "%s: connection test passed (GET %s).", vendor.label, vendor.check_path
+                )
+        return healthy
+
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """``--test``: check connectivity per vendor instead of syncing a record per stream.
+
+        The SDK's default would sync one record of every stream, which here means triggering
+        exports at the vendor: too costly for a connectivity check.
+        """
+        if value != CliTestOptionValue.All.value:
+            super().cb_test(ctx, param, value)
+            return
+        config: _ConfigInput = ctx.params.get("config", _ConfigInput())
+        tap = cls(config=config.config, parse_env_config=config.parse_env, validate_config=True)
+        ctx.exit(0 if tap.check_connections() else 1)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ class Vendor:
     label: str
     required_settings: tuple[str, ...]
     streams: tuple[type[Stream], ...]
+    #: A cheap GET (path on the first stream's base URL) that proves the credentials work.
+    check_path: str = ""
 
     def is_enabled(self, config: t.Mapping[str, t.Any]) -> bool:
         return all(config.get(setting) for setting in self.required_settings)

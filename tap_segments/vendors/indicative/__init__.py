@@ -12,4 +12,5 @@ VENDOR = Vendor(
     label="Indicative",
     required_settings=("indicative_api_key", "indicative_access_token"),
     streams=(SegmentsStream, SegmentExportsStream, SegmentMembersStream),
+    check_path="/service/v1/segments/list",
 )
