@@ -1,0 +1,79 @@
+"""``python -m simulator serve``: run the simulator until SIGTERM/SIGINT.
+
+After binding it writes (with ``--env-file``) ``export TAP_SEGMENTS_<SETTING>=...`` lines for
+the tap's settings and ``export SIMULATOR_URL=...``, so a shell can ``source`` them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import threading
+from pathlib import Path
+
+from simulator import SimConfig, Simulator
+from simulator.indicative import IndicativeConfig
+
+SCALES = {
+    "small": {"segments": 5, "rows": 50},
+    "demo": {"segments": 6, "rows": 2000},
+}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve every simulated vendor")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0)
+    serve.add_argument("--env-file", type=Path)
+    serve.add_argument("--seed", type=int, default=1)
+    serve.add_argument("--scale", choices=sorted(SCALES), default="small")
+    serve.add_argument("--segments", type=int, help="Indicative segments (overrides --scale)")
+    serve.add_argument("--rows-per-segment", type=int, help="rows of each export file")
+    serve.add_argument("--gzip", action="store_true", help="serve export files gzip-compressed")
+    serve.add_argument("--export-seconds", type=float, help="an export is done after S seconds")
+    serve.add_argument("--polls-to-complete", type=int, default=3)
+    return parser.parse_args()
+
+
+def build_config(args: argparse.Namespace) -> SimConfig:
+    scale = SCALES[args.scale]
+    return SimConfig(
+        seed=args.seed,
+        indicative=IndicativeConfig(
+            segments=args.segments or scale["segments"],
+            rows_per_segment=args.rows_per_segment or scale["rows"],
+            polls_to_complete=args.polls_to_complete,
+            export_seconds=args.export_seconds,
+            gzip=args.gzip,
+        ),
+    )
+
+
+def env_lines(sim: Simulator) -> list[str]:
+    lines = [f"export SIMULATOR_URL={shlex.quote(sim.url)}"]
+    for key, value in sim.tap_config().items():
+        text = json.dumps(value) if isinstance(value, (list, dict, bool)) else str(value)
+        lines.append(f"export TAP_SEGMENTS_{key.upper()}={shlex.quote(text)}")
+    return lines
+
+
+def main() -> None:
+    args = parse_args()
+    sim = Simulator(build_config(args), host=args.host, port=args.port)
+    if args.env_file:
+        args.env_file.write_text("\n".join(env_lines(sim)) + "\n")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    sim.start()
+    print(f"simulator listening on {sim.url}", flush=True)
+    stop.wait()
+    sim.stop()
+
+
+if __name__ == "__main__":
+    main()
