@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from simulator.faults import Fault, FaultSet
 
-Body = t.Union[bytes, t.Iterable[bytes]]
+Body = bytes | t.Iterable[bytes]
 
 
 @dataclass
