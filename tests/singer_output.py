@@ -44,6 +44,16 @@ class SyncOutput:
     def last_state(self) -> dict | None:
         return self.states[-1] if self.states else None
 
+    def assert_columns_announced(self) -> None:
+        """Every record's keys were in the latest SCHEMA of its stream when it was written."""
+        properties: dict[str, set[str]] = {}
+        for message in self.messages:
+            if message["type"] == "SCHEMA":
+                properties[message["stream"]] = set(message["schema"]["properties"])
+            elif message["type"] == "RECORD":
+                unknown = set(message["record"]) - properties[message["stream"]]
+                assert not unknown, f"{message['stream']}: {unknown} not announced"
+
     def schemas(self, stream: str) -> list[dict]:
         return [
             m["schema"] for m in self.messages if m["type"] == "SCHEMA" and m["stream"] == stream

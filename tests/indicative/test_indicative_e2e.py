@@ -33,7 +33,11 @@ def config_for(sim: Simulator, **extra) -> dict:
 
 
 def indicative_only(sim: Simulator) -> dict:
-    return {k: v for k, v in config_for(sim).items() if not k.startswith(("artisan", "kiss", "acoustic"))}
+    return {
+        k: v
+        for k, v in config_for(sim).items()
+        if not k.startswith(("artisan", "kiss", "acoustic"))
+    }
 
 
 def member_keys(out: SyncOutput) -> set[tuple]:
@@ -52,9 +56,12 @@ def test_full_sync_emits_exactly_the_simulators_rows(sim, tmp_path):
     segments_with_members = {r["segmentId"] for r in out.records["indicative_segment_exports"]}
     assert len(segments_with_members) == truth["indicative_segments"]
     assert len(member_keys(out)) == out.count("indicative_segment_members")  # no duplicates
+    out.assert_columns_announced()
     bookmarks = out.last_state["bookmarks"]
     assert bookmarks["indicative_segment_exports"]["exports_in_flight"] == {}
-    assert set(bookmarks["indicative_segment_exports"]["segments_exported"]) == segments_with_members
+    assert (
+        set(bookmarks["indicative_segment_exports"]["segments_exported"]) == segments_with_members
+    )
 
 
 def test_rerun_with_final_state_triggers_no_export(sim, tmp_path):

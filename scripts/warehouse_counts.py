@@ -1,0 +1,68 @@
+"""Print the row count of every table a run loaded, next to the simulator's truth.
+
+    python scripts/warehouse_counts.py duckdb PATH SCHEMA SIMULATOR_URL
+    python scripts/warehouse_counts.py postgres DSN SCHEMA SIMULATOR_URL
+
+Exits 1 when a table's count differs from what the simulator served (or a table is missing).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+
+
+def duckdb_counts(path: str, schema: str) -> dict[str, int]:
+    import duckdb
+
+    with duckdb.connect(path, read_only=True) as db:
+        tables = [
+            row[0]
+            for row in db.execute(
+                "select table_name from information_schema.tables where table_schema = ?",
+                [schema],
+            ).fetchall()
+        ]
+        return {
+            t: db.execute(f'select count(*) from "{schema}"."{t}"').fetchone()[0] for t in tables
+        }
+
+
+def postgres_counts(dsn: str, schema: str) -> dict[str, int]:
+    import psycopg
+
+    with psycopg.connect(dsn) as db:
+        tables = [
+            row[0]
+            for row in db.execute(
+                "select table_name from information_schema.tables where table_schema = %s",
+                [schema],
+            ).fetchall()
+        ]
+        return {
+            t: db.execute(f'select count(*) from "{schema}"."{t}"').fetchone()[0] for t in tables
+        }
+
+
+def main() -> int:
+    kind, where, schema, simulator_url = sys.argv[1:5]
+    counts = duckdb_counts(where, schema) if kind == "duckdb" else postgres_counts(where, schema)
+    with urllib.request.urlopen(f"{simulator_url}/_sim/truth") as answer:
+        truth = json.load(answer)
+    width = max(map(len, [*truth, *counts, "table"]))
+    print(f"{'table':<{width}}  {'rows':>9}  {'simulator':>9}")
+    ok = True
+    for table in sorted(set(truth) | set(counts)):
+        loaded, expected = counts.get(table), truth.get(table)
+        mark = "" if loaded == expected else "   <-- differs"
+        ok &= loaded == expected
+        print(
+            f"{table:<{width}}  {loaded if loaded is not None else '-':>9}  {expected if expected is not None else '-':>9}{mark}"
+        )
+    print("all tables match the simulator" if ok else "MISMATCH")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
