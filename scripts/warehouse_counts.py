@@ -57,9 +57,8 @@ def main() -> int:
         loaded, expected = counts.get(table), truth.get(table)
         mark = "" if loaded == expected else "   <-- differs"
         ok &= loaded == expected
-        print(
-            f"{table:<{width}}  {loaded if loaded is not None else '-':>9}  {expected if expected is not None else '-':>9}{mark}"
-        )
+        shown = ["-" if value is None else str(value) for value in (loaded, expected)]
+        print(f"{table:<{width}}  {shown[0]:>9}  {shown[1]:>9}{mark}")
     print("all tables match the simulator" if ok else "MISMATCH")
     return 0 if ok else 1
 

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import yaml
-
 from singer_output import REPO
+
 from tap_segments.tap import TapSegments
 
 

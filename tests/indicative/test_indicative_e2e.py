@@ -10,9 +10,9 @@ import sys
 import time
 
 import pytest
+from singer_output import REPO, SyncOutput, run_cli, write_json
 
 from simulator import SimConfig, Simulator
-from singer_output import REPO, SyncOutput, parse_lines, run_cli, write_json
 
 STREAMS = ("indicative_segments", "indicative_segment_exports", "indicative_segment_members")
 FAST = {
