@@ -78,6 +78,8 @@ class VendorStream(RESTStream):
     credential_settings: tuple[str, ...] = ()
     #: Don't log full URLs: they can carry ids and presigned signatures.
     _LOG_REQUEST_METRIC_URLS = False
+    #: Answers to a result-file download that mean "expired or deleted", not "bad credentials".
+    file_gone_statuses: tuple[int, ...] = (HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND)
 
     @property
     def timeout(self) -> int:
@@ -171,6 +173,13 @@ class VendorStream(RESTStream):
             exc if response is None else f"HTTP {response.status_code}",
         )
 
+    # -- state ------------------------------------------------------------------------
+
+    def flush_state(self) -> None:
+        """Write a STATE message now (the SDK otherwise writes one every 10,000 records)."""
+        self.state_manager.is_flushed = False
+        self._write_state_message()
+
     # -- requests beyond the stream's own endpoint ------------------------------------
 
     def absolute_url(self, path_or_url: str) -> str:
@@ -243,16 +252,16 @@ class VendorStream(RESTStream):
     def open_file(
         self, url: str, *, authenticated: bool, name: str, headers: dict[str, str] | None = None
     ) -> t.BinaryIO:
-        """Open a result file for streaming; 403/404 mean it expired or was deleted."""
+        """Open a result file for streaming; ``file_gone_statuses`` mean expired or deleted."""
         response = self.send(
             "GET",
             url,
             authenticated=authenticated,
             stream=True,
             headers=headers,
-            expected_statuses=(HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND),
+            expected_statuses=self.file_gone_statuses,
         )
-        if response.status_code in (HTTPStatus.FORBIDDEN, HTTPStatus.NOT_FOUND):
+        if response.status_code in self.file_gone_statuses:
             response.close()
             raise ExportFileGoneError(
                 f"{self.vendor_label}: result file {name} is no longer available "

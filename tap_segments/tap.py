@@ -16,6 +16,7 @@ from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_segments.client import VendorStream
+from tap_segments.output import TapMessageWriter
 from tap_segments.vendors import VENDORS, enabled_vendors
 
 StringList = th.ArrayType(th.StringType)
@@ -29,6 +30,8 @@ class TapSegments(Tap):
     """Singer tap for Artisan, Indicative, Kissmetrics and Acoustic Exchange."""
 
     name = "tap-segments"
+    #: msgspec encoding; RECORDs buffered until the next STATE/SCHEMA (see tap_segments.output).
+    message_writer_class = TapMessageWriter
 
     config_jsonschema = th.PropertiesList(
         # --- shared ---------------------------------------------------------------

@@ -12,10 +12,12 @@ no row is lost and none is yielded twice; after ``max_attempts`` it fails, namin
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import http.client
 import io
+import itertools
 import json
 import logging
 import typing as t
@@ -28,6 +30,21 @@ import urllib3.exceptions
 from tap_segments.errors import DownloadInterruptedError, FileFormatError
 
 Row = dict[str, t.Any]
+
+
+class PlainRow(dict):
+    """A row whose values are all ``str``, ``int``, ``bool`` or ``None``: a CSV row is one.
+
+    The type is a promise to the tap's fast record path (``tap_segments.output``), which
+    then skips checking each value. Code that puts any other kind of value into such a row
+    must turn it into a plain ``dict`` first (``dict(row)``).
+    """
+
+    __slots__ = ()
+
+
+#: The value types a ``PlainRow`` may hold.
+PLAIN_VALUE_TYPES: frozenset[type] = frozenset({str, int, bool, type(None)})
 BUFFER_SIZE = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -95,9 +112,33 @@ def unique_header(header: list[str]) -> list[str]:
     return result
 
 
+def text_lines(binary: io.BufferedIOBase, encoding: str = "utf-8-sig") -> t.Iterator[str]:
+    """The lines of a text stream, decoded ``BUFFER_SIZE`` bytes at a time.
+
+    Lines keep their ends and split as ``open(..., newline="")`` splits them (``\n``,
+    ``\r\n``, ``\r``), which is what ``csv`` expects. Decoding a large chunk at once and
+    handing ``csv`` a C-level chain of line lists is markedly cheaper per row than a
+    ``TextIOWrapper`` over a network stream, which checks the stream per line.
+    """
+    return itertools.chain.from_iterable(_line_batches(binary, encoding))
+
+
+def _line_batches(binary: io.BufferedIOBase, encoding: str) -> t.Iterator[list[str]]:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    tail = ""  # a last line without its end (its "\n" may open the next chunk)
+    while True:
+        chunk = binary.read(BUFFER_SIZE)
+        text = tail + decoder.decode(chunk, final=not chunk)
+        lines = io.StringIO(text, newline="").readlines()
+        if not chunk:
+            yield lines
+            return
+        tail = lines.pop() if lines and not lines[-1].endswith("\n") else ""
+        yield lines
+
+
 def csv_rows(binary: io.BufferedIOBase, name: str) -> t.Iterator[Row]:
-    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")  # type: ignore[type-var]
-    reader = csv.reader(text, strict=True)
+    reader = csv.reader(text_lines(binary), strict=True)
     try:
         header = next(reader, None)
         if header is None:
@@ -112,7 +153,7 @@ def csv_rows(binary: io.BufferedIOBase, name: str) -> t.Iterator[Row]:
                     f"{name}, line {reader.line_num}: {len(values)} values for the "
                     f"{width} columns of the header"
                 )
-            yield dict(zip(header, values, strict=False))  # widths checked above
+            yield PlainRow(zip(header, values, strict=False))  # widths checked above
     except csv.Error as exc:
         raise FileFormatError(f"{name}, line {reader.line_num}: {exc}") from exc
     except UnicodeDecodeError as exc:
@@ -167,12 +208,12 @@ def iter_file_rows(
     while True:
         raw = open_file()
         try:
-            for index, row in enumerate(
-                decode_rows(raw, name, fmt, json_items_path=json_items_path)
-            ):
-                if index >= yielded:
-                    yielded += 1
-                    yield row
+            rows = decode_rows(raw, name, fmt, json_items_path=json_items_path)
+            if yielded:  # a new attempt: pass over the rows already emitted
+                next(itertools.islice(rows, yielded, yielded), None)
+            for row in rows:
+                yielded += 1
+                yield row
             return
         except TRANSIENT_READ_ERRORS as exc:
             if attempt >= max_attempts:

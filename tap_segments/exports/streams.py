@@ -14,6 +14,7 @@ schema, and a new SCHEMA message is sent, before the first record that carries t
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import typing as t
 
@@ -33,7 +34,8 @@ from tap_segments.exports.engine import (
     ExportSettings,
     PollResult,
 )
-from tap_segments.exports.readers import iter_file_rows
+from tap_segments.exports.readers import PLAIN_VALUE_TYPES, PlainRow, iter_file_rows
+from tap_segments.output import FastRecordsMixin
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -71,11 +73,6 @@ class AsyncExportStream(VendorStream):
     @property
     def exports_in_flight(self) -> dict[str, dict[str, t.Any]]:
         return t.cast(dict, self.stream_state.setdefault(IN_FLIGHT_KEY, {}))
-
-    def flush_state(self) -> None:
-        """Write a STATE message now (the SDK otherwise writes one every 10,000 records)."""
-        self.state_manager.is_flushed = False
-        self._write_state_message()
 
     def _remember(self, job: ExportJob) -> None:
         self.exports_in_flight[job.key] = job.to_state()
@@ -169,11 +166,22 @@ def column_schema(value: t.Any) -> dict[str, t.Any]:
     return {"type": [kind, "null"]}
 
 
-class ExportRowsStream(VendorStream):
-    """Records that are the rows of export result files."""
+class ExportRowsStream(FastRecordsMixin, VendorStream):
+    """Records that are the rows of export result files.
+
+    Rows are written through the tap's fast record path (``tap_segments.output``) whenever
+    the SDK's record processing would leave them unchanged.
+    """
 
     #: The tap's own fields; a file column with one of these names is kept as ``_<name>``.
     row_number_field = "row_number"
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Columns are added to the schema as files reveal them: to this stream's own copy,
+        # never to the class's (which a second tap in the same process would inherit).
+        if isinstance(getattr(type(self), "schema", None), dict):
+            self.schema = copy.deepcopy(self.schema)  # type: ignore[misc]  # a class-level dict
 
     def rows_of_files(
         self,
@@ -182,9 +190,17 @@ class ExportRowsStream(VendorStream):
         *,
         json_items_path: str = "item",
     ) -> t.Iterator[dict]:
-        """One record per row of ``files``, in order, numbered from 1 across all files."""
+        """One record per row of ``files``, in order, numbered from 1 across all files.
+
+        CSV rows come as ``PlainRow`` (every value a ``str``, ``int``, ``bool`` or ``None``),
+        which lets the fast record path skip checking each value; they stay ``PlainRow``
+        only while the parent fields keep that promise. A caller that changes a row's values
+        to anything else must yield ``dict(row)`` instead.
+        """
         reserved = {*parent_fields, self.row_number_field}
         known = set(self.schema["properties"]) - reserved  # raw column names already in schema
+        plain_parents = all(type(value) in PLAIN_VALUE_TYPES for value in parent_fields.values())
+        number_field = self.row_number_field
         row_number = 0
         for file in files:
 
@@ -204,9 +220,11 @@ class ExportRowsStream(VendorStream):
                     known |= row.keys()
                 if not reserved.isdisjoint(row):
                     row = {(f"_{k}" if k in reserved else k): v for k, v in row.items()}
+                elif not plain_parents and type(row) is PlainRow:
+                    row = dict(row)
                 row_number += 1
                 row.update(parent_fields)
-                row[self.row_number_field] = row_number
+                row[number_field] = row_number
                 yield row
             self.logger.info(
                 "%s: %d row(s) read so far, through %s.", self.name, row_number, file.name
@@ -225,5 +243,6 @@ class ExportRowsStream(VendorStream):
         if mapper is not None:
             mapper.register_raw_stream_schema(self.name, self.effective_schema, self.primary_keys)
             self._stream_maps = []
+        self.reset_fast_record_plan()
         if self.selected:
             self._write_schema_message()

@@ -1,0 +1,265 @@
+"""How the tap writes Singer messages: msgspec encoding, buffered RECORDs, a fast record path.
+
+``TapMessageWriter`` is the SDK's msgspec writer (``singer-sdk[msgspec]``) with two changes:
+
+- RECORD messages are left in stdout's buffer instead of being flushed one by one; every
+  other message (SCHEMA, STATE, ACTIVATE_VERSION, BATCH) flushes the buffer. All messages
+  go through the same buffer in the order they were written, so whatever a target has read
+  at any moment is a prefix of the tap's output: a STATE is never seen before the records
+  written ahead of it, and a killed tap loses only records whose STATE it never printed.
+- ``write_record`` writes a RECORD from a stream alias and a record without building a
+  ``RecordMessage`` first. It produces exactly the bytes the SDK's path produces with this
+  writer (same keys, same order, same encoder); only the ``time_extracted`` clock differs.
+
+``FastRecordPlan`` decides when a stream may hand a record straight to ``write_record``,
+skipping SDK per-record work that would change nothing:
+
+- stream maps: the only map is the default ``SameRecordTransform``, without flattening;
+- property selection: no property is deselected;
+- type conformance: every key of the record is in the schema and every value is a ``str``,
+  ``int``, ``bool`` or ``None`` (only ``bool`` or ``None`` under an exclusively boolean
+  property). Conformance then returns the record as it was. A ``PlainRow`` (a CSV row, see
+  ``tap_segments.exports.readers``) promises its value types, so only its keys are checked,
+  as long as ``post_process`` is the SDK's and the state partition context adds only plain
+  values.
+
+Any other record takes the SDK's path, so the output is the same either way.
+
+``FastRecordsMixin`` puts the plan to work in a stream: it overrides the SDK's
+``_write_record_message`` (falling back to it), skips ``_process_record`` when it has
+nothing to do (no partition context to add, no child streams) and samples the clock less
+often in the record counter.
+Everything else of the SDK's ``_sync_records`` still runs for every record: ``post_process``,
+the max-record limit, the record counter, state increments and the periodic STATE message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import typing as t
+from dataclasses import dataclass
+
+import msgspec
+from singer_sdk import Stream, metrics
+from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
+from singer_sdk.singerlib.encoding.base import SingerMessageType
+
+from tap_segments.exports.readers import PLAIN_VALUE_TYPES, PlainRow
+
+if t.TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context, Record
+    from singer_sdk.singerlib.encoding.simple import Message
+
+#: Value types that conformance leaves untouched under an exclusively boolean property.
+BOOLEAN_TYPES: frozenset[type] = frozenset({bool, type(None)})
+_all_plain = PLAIN_VALUE_TYPES.issuperset
+_now = dt.datetime.now
+_UTC = dt.timezone.utc
+
+
+def _write(data: bytearray, *, flush: bool) -> None:
+    """Write one encoded message to the current ``sys.stdout`` (looked up on every call, so
+    ``contextlib.redirect_stdout`` works; a text-only stdout such as ``StringIO`` gets text)."""
+    out = sys.stdout
+    binary = getattr(out, "buffer", None)
+    if binary is None:
+        out.write(data.decode("utf-8"))
+    else:
+        binary.write(data)
+    if flush:
+        out.flush()
+
+
+class _RecordEnvelope(msgspec.Struct, omit_defaults=True):
+    """``RecordMessage.to_dict()`` as a msgspec struct: same keys, same order, no ``version``
+    when it is None; cheaper to build and encode than the dict."""
+
+    type: str
+    stream: str
+    record: dict[str, t.Any]
+    version: int | None = None
+    time_extracted: dt.datetime | None = None
+
+
+class TapMessageWriter(MsgSpecWriter):
+    """The SDK's msgspec writer; RECORDs stay buffered until the next other message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._record_buffer = bytearray(256)
+
+    def write_message(self, message: Message) -> None:
+        _write(self.format_message(message), flush=message.type != SingerMessageType.RECORD)
+
+    def write_record(
+        self, stream: str, record: dict[str, t.Any], version: int | None = None
+    ) -> None:
+        """Write a RECORD message: the same bytes as ``write_message(RecordMessage(...))``."""
+        data = self._record_buffer
+        encoder.encode_into(_RecordEnvelope("RECORD", stream, record, version, _now(_UTC)), data)
+        data.append(0x0A)  # as serialize_jsonl does
+        out = sys.stdout
+        binary = getattr(out, "buffer", None)
+        if binary is None:
+            out.write(data.decode("utf-8"))
+        else:
+            binary.write(data)
+
+
+@dataclass(frozen=True, slots=True)
+class FastRecordPlan:
+    """What a stream needs to write its records directly, decided once per schema."""
+
+    writer: TapMessageWriter
+    stream_alias: str
+    #: Keys that conformance keeps as they are; None: conformance is off (anything passes).
+    schema_keys: frozenset[str] | None
+    #: Exclusively boolean properties: conformance keeps only their bool and None values.
+    boolean_keys: frozenset[str] = frozenset()
+    #: A ``PlainRow`` needs only its keys checked (``post_process`` is the SDK's no-op and
+    #: no property is exclusively boolean). Needs ``schema_keys``.
+    trust_plain_rows: bool = False
+
+    @classmethod
+    def for_stream(cls, stream: Stream) -> FastRecordPlan | None:
+        """The plan, or None when the SDK's record path could change a record."""
+        writer = stream._tap.message_writer
+        if not isinstance(writer, TapMessageWriter):
+            return None
+        maps = stream.stream_maps
+        if len(maps) != 1:
+            return None
+        only = maps[0]
+        if type(only) is not SameRecordTransform or only.flattening_enabled:
+            return None
+        if not all(stream.mask.values()):  # some property (or the stream) is deselected
+            return None
+        if stream.TYPE_CONFORMANCE_LEVEL == TypeConformanceLevel.NONE:
+            return cls(writer, only.stream_alias, None)  # accepts() passes every record
+        properties = stream.effective_schema.get("properties") or {}
+        booleans = frozenset(k for k, schema in properties.items() if _exclusively_boolean(schema))
+        return cls(
+            writer,
+            only.stream_alias,
+            frozenset(properties),
+            booleans,
+            trust_plain_rows=not booleans and type(stream).post_process is Stream.post_process,
+        )
+
+    def accepts(self, record: dict[str, t.Any]) -> bool:
+        """True when the SDK's path would emit ``record`` unchanged (checks every value)."""
+        keys = self.schema_keys
+        if keys is None:
+            return True
+        if not (record.keys() <= keys and _all_plain(map(type, record.values()))):
+            return False
+        return not self.boolean_keys or all(
+            type(record[key]) in BOOLEAN_TYPES for key in self.boolean_keys & record.keys()
+        )
+
+
+def _exclusively_boolean(schema: t.Any) -> bool:
+    """As the SDK's conformance sees it: any value of such a property becomes a bool."""
+    if not isinstance(schema, dict) or "type" not in schema:
+        return False
+    kind = schema["type"]
+    kinds = {kind} if isinstance(kind, str) else set(kind)
+    return kinds in ({"boolean"}, {"boolean", "null"})
+
+
+class SampledCounter(metrics.Counter):
+    """The SDK's record counter, looking at the clock every ``clock_every`` increments.
+
+    It counts every record and logs the same METRIC points; only the check "is it time to
+    log?" (a ``time()`` call per record in the SDK) is made once per ``clock_every`` records.
+    """
+
+    clock_every = 128
+
+    def __init__(
+        self,
+        metric: metrics.Metric,
+        tags: dict | None = None,
+        log_interval: float = metrics.DEFAULT_LOG_INTERVAL,
+    ) -> None:
+        super().__init__(metric, tags, log_interval=log_interval)
+        self._until_clock = self.clock_every
+
+    def increment(self, value: int = 1) -> None:
+        self.value += value
+        self._until_clock -= 1
+        if not self._until_clock:
+            self._until_clock = self.clock_every
+            if self._ready_to_log():
+                self._pop()
+
+
+class _Unplanned:
+    """Marks a plan not decided yet (``None`` means: decided, use the SDK's path)."""
+
+
+_UNPLANNED = _Unplanned()
+
+
+class FastRecordsMixin(Stream):
+    """Write the records that qualify with ``TapMessageWriter.write_record``.
+
+    Put it before the SDK stream class in the bases. Call ``reset_fast_record_plan`` after
+    changing the stream's schema or its stream maps.
+    """
+
+    _fast_record_plan: FastRecordPlan | _Unplanned | None = _UNPLANNED
+    #: The current state partition context adds no key, or only plain values.
+    _plain_partition: bool = True
+
+    def reset_fast_record_plan(self) -> None:
+        self._fast_record_plan = _UNPLANNED
+
+    def _write_record_message(self, record: Record) -> None:
+        plan = self._fast_record_plan
+        if isinstance(plan, _Unplanned):
+            plan = self._fast_record_plan = FastRecordPlan.for_stream(self)
+        if plan is None:
+            super()._write_record_message(record)
+            return
+        if type(record) is PlainRow and plan.trust_plain_rows and self._plain_partition:
+            fast = record.keys() <= t.cast(frozenset, plan.schema_keys)
+        else:
+            fast = plan.accepts(record)
+        if not fast:
+            super()._write_record_message(record)
+            return
+        plan.writer.write_record(plan.stream_alias, record, self._stream_version)
+        self.state_manager.is_flushed = False
+
+    def _get_state_partition_context(self, context: Context | None) -> Context | None:
+        """The SDK adds this context's values to records that lack them: note their types."""
+        partition = super()._get_state_partition_context(context)
+        self._plain_partition = not partition or _all_plain(map(type, partition.values()))
+        return partition
+
+    def get_record_counter(
+        self,
+        *,
+        endpoint: str | None = None,
+        log_interval: float = metrics.DEFAULT_LOG_INTERVAL,
+    ) -> metrics.Counter:
+        """The SDK's counter (same metric and tags), looking at the clock less often."""
+        counter = super().get_record_counter(endpoint=endpoint, log_interval=log_interval)
+        if type(counter) is not metrics.Counter:  # customised elsewhere: keep it
+            return counter
+        return SampledCounter(counter.metric, counter.tags, log_interval=counter.log_interval)
+
+    def _process_record(
+        self,
+        record: Record,
+        child_context: Context | None = None,
+        partition_context: Context | None = None,
+    ) -> None:
+        """The SDK's, when it has something to do: a partition context to add to the record,
+        or child streams to sync. Without either it does nothing but copy the context."""
+        if partition_context or self.child_streams:
+            super()._process_record(record, child_context, partition_context)
