@@ -29,20 +29,17 @@ Concurrency mode runs the tap against 8 segments whose exports each take ``--exp
 of server time (``max_concurrent_exports=8``), then against 1 such segment, and prints the
 ratio of the two wall times.
 
-The simulator runs in this process; only its export files are swapped for a bulk generator
-(``BulkIndicativeApp``) that produces the same columns and the same kinds of cells (commas,
-quotes, line breaks, empty cells) at a few million rows per second, so that the simulator,
-which shares the machine, never limits what is measured. The "simulator alone" line checks
-that: it downloads the file and discards it.
+The simulator runs in this process and generates its export files at a few million rows
+per second (``simulator.data.member_csv_chunks``: commas, quotes, line breaks and empty
+cells included), so that the simulator, which shares the machine, never limits what is
+measured. The "simulator alone" line checks that: it downloads the file and discards it.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import csv
 import importlib.metadata as md
-import io
 import json
 import os
 import platform
@@ -61,78 +58,24 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from simulator import VENDOR_APPS, SimConfig, Simulator  # noqa: E402
-from simulator import data as sim_data  # noqa: E402
-from simulator.indicative import IndicativeApp, IndicativeConfig  # noqa: E402
-from simulator.server import Request, Response  # noqa: E402
+from simulator.indicative import IndicativeConfig  # noqa: E402
 
 MEMBERS = "indicative_segment_members"
-POOL_SIZE = 1024  # distinct row tails cycled through by the bulk generator
-CHUNK_ROWS = 4096
 
 
-# -- the simulator, with export files generated in bulk ------------------------------------
-
-
-def bulk_member_chunks(seed: int, scope: str, rows: int) -> t.Iterator[bytes]:
-    """The CSV of an Indicative export (``simulator.data.MEMBER_COLUMNS``) as byte chunks.
-
-    Each row has a unique ``userId``/``email`` (from its index); the other cells cycle
-    through ``POOL_SIZE`` rows made by ``simulator.data.member_row``, quoting and line
-    breaks included. Only a chunk is in memory at a time.
-    """
-    columns = sim_data.MEMBER_COLUMNS
-    pool = []
-    for index in range(POOL_SIZE):
-        row = sim_data.member_row(seed, scope, index)
-        text = io.StringIO()
-        csv.writer(text, lineterminator="\n").writerow([row[c] for c in columns[2:]])
-        tag = row["userId"].rsplit("-", 1)[-1]
-        pool.append((tag.encode(), text.getvalue().encode()))
-    header = io.StringIO()
-    csv.writer(header, lineterminator="\n").writerow(columns)
-    yield header.getvalue().encode()
-    for start in range(0, rows, CHUNK_ROWS):
-        yield b"".join(
-            b"u%07d-%s,u%07d-%s@example.test,%s" % (i, tag, i, tag, tail)
-            for i in range(start, min(start + CHUNK_ROWS, rows))
-            for tag, tail in (pool[i % POOL_SIZE],)
-        )
-
-
-class BulkIndicativeApp(IndicativeApp):
-    """The simulator's Indicative, whose export files come from ``bulk_member_chunks``."""
-
-    def file(self, request: Request) -> Response:
-        response = super().file(request)  # auth, export state, expiry: as the simulator does
-        if response.status != 200 or request.match is None:
-            return response
-        export = self.exports[request.match["export_id"]]
-        index = t.cast(int, self.segment_index(export.segment_id))
-        chunks = bulk_member_chunks(self.seed, export.segment_id, self.rows_of(index))
-        response.body = sim_data.gzip_chunks(chunks) if request.match["gz"] else chunks
-        return response
+# -- the simulator ------------------------------------------------------------------------
 
 
 def start_simulator(indicative: IndicativeConfig) -> Simulator:
     """A simulator that plays Indicative only (so the tap syncs Indicative only)."""
     saved = dict(VENDOR_APPS)
     VENDOR_APPS.clear()
-    VENDOR_APPS["indicative"] = lambda config: BulkIndicativeApp(config.seed, config.indicative)
+    VENDOR_APPS["indicative"] = saved["indicative"]
     try:
         simulator = Simulator(SimConfig(seed=1, indicative=indicative))
     finally:
         VENDOR_APPS.clear()
         VENDOR_APPS.update(saved)
-    server = simulator.server
-    report = server.handle_error
-
-    def handle_error(request: t.Any, client_address: t.Any) -> None:
-        # The tap probes a file with "Range: bytes=0-0" and hangs up after a byte; the
-        # simulator streams on regardless and meets a closed socket. Not worth a traceback.
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            report(request, client_address)
-
-    server.handle_error = handle_error  # type: ignore[method-assign]
     return simulator.start()
 
 

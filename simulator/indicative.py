@@ -158,11 +158,8 @@ class IndicativeApp(VendorApp):
             return Response(
                 403, b"<Error><Code>AccessDenied</Code></Error>", content_type="application/xml"
             )
-        rows = (
-            data.member_row(self.seed, export.segment_id, i)
-            for i in range(self.rows_of(t.cast(int, self.segment_index(export.segment_id))))
-        )
-        chunks = data.csv_chunks(data.MEMBER_COLUMNS, rows)
+        rows = self.rows_of(t.cast(int, self.segment_index(export.segment_id)))
+        chunks = data.member_csv_chunks(self.seed, export.segment_id, rows)
         if request.match["gz"]:
             return Response(200, data.gzip_chunks(chunks), content_type="application/gzip")
         return Response(200, chunks, content_type="text/csv")

@@ -198,7 +198,13 @@ class SimHandler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "reset":
             self.reset()
             return
-        self.send(response, head=self.command == "HEAD", fault=fault)
+        first_bytes = requested_prefix(self.headers.get("Range"))
+        if first_bytes is not None and response.status == 200:
+            response = prefix_response(response, first_bytes)
+        try:
+            self.send(response, head=self.command == "HEAD", fault=fault)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client hung up: nothing more to say
 
     def control(self, path: str, body: bytes) -> Response:
         server = self.server
@@ -279,6 +285,28 @@ class SimHandler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+def requested_prefix(header: str | None) -> int | None:
+    """Bytes asked for by ``Range: bytes=0-N`` (the only form clients here send), else None."""
+    match = re.fullmatch(r"bytes=0-(\d+)", (header or "").strip())
+    return int(match.group(1)) + 1 if match else None
+
+
+def prefix_response(response: Response, size: int) -> Response:
+    """A 206 answer holding the first ``size`` bytes of ``response``'s body."""
+    body = response.body
+    if isinstance(body, (bytes, bytearray)):
+        data = bytes(body[:size])
+    else:
+        collected = bytearray()
+        for chunk in body:
+            collected += chunk
+            if len(collected) >= size:
+                break
+        data = bytes(collected[:size])
+    headers = {**response.headers, "Content-Range": f"bytes 0-{len(data) - 1}/*"}
+    return Response(206, data, headers, response.content_type)
 
 
 def fault_response(fault: Fault) -> Response:

@@ -150,3 +150,17 @@ def test_cli_writes_env_file_and_stops_on_sigterm(tmp_path):
         while process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
     assert process.returncode == 0
+
+
+def test_bulk_csv_is_byte_for_byte_the_reference_writer():
+    from simulator import data
+
+    rows = (data.member_row(9, "seg", i) for i in range(3000))
+    reference = b"".join(data.csv_chunks(data.MEMBER_COLUMNS, rows))
+    assert b"".join(data.member_csv_chunks(9, "seg", 3000)) == reference
+
+
+def test_range_request_gets_only_the_first_bytes(sim):
+    status = export_until_complete(sim, sim.indicative.segments[0]["segmentId"])
+    answer = requests.get(status["filename"], headers={"Range": "bytes=0-0"})
+    assert answer.status_code == 206 and answer.content == b"u"
