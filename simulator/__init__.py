@@ -19,6 +19,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from simulator.indicative import IndicativeApp, IndicativeConfig
+from simulator.kissmetrics import KissmetricsConfig, kissmetrics_apps
 from simulator.server import LoggedRequest, SimServer, VendorApp
 
 
@@ -28,11 +29,14 @@ class SimConfig:
 
     seed: int = 1
     indicative: IndicativeConfig = field(default_factory=IndicativeConfig)
+    kissmetrics: KissmetricsConfig = field(default_factory=KissmetricsConfig)
 
 
-#: The vendors the simulator plays: name -> factory(seed, SimConfig) -> VendorApp.
-VENDOR_APPS: dict[str, t.Callable[[SimConfig], VendorApp]] = {
+#: The vendors the simulator plays: name -> factory(SimConfig) -> the vendor's app(s); a
+#: vendor with several hosts (Kissmetrics) has one app per host, the first one its main app.
+VENDOR_APPS: dict[str, t.Callable[[SimConfig], VendorApp | list[VendorApp]]] = {
     "indicative": lambda config: IndicativeApp(config.seed, config.indicative),
+    "kissmetrics": lambda config: kissmetrics_apps(config.seed, config.kissmetrics),
 }
 
 
@@ -41,10 +45,14 @@ class Simulator:
 
     def __init__(self, config: SimConfig | None = None, *, host: str = "127.0.0.1", port: int = 0):
         self.config = config or SimConfig()
-        self.apps: dict[str, VendorApp] = {
-            name: factory(self.config) for name, factory in VENDOR_APPS.items()
-        }
-        self.server = SimServer((host, port), list(self.apps.values()))
+        mounts: list[VendorApp] = []
+        self.apps: dict[str, VendorApp] = {}
+        for name, factory in VENDOR_APPS.items():
+            made = factory(self.config)
+            vendor_apps = made if isinstance(made, list) else [made]
+            self.apps[name] = vendor_apps[0]
+            mounts.extend(vendor_apps)
+        self.server = SimServer((host, port), mounts)
         self.server.truth = self.truth
         self._thread: threading.Thread | None = None
 
@@ -78,13 +86,13 @@ class Simulator:
 
     def tap_config(self) -> dict[str, t.Any]:
         config: dict[str, t.Any] = {}
-        for name, app in self.apps.items():
-            config.update(app.tap_config(self.base_url(name)))
+        for app in self.server.apps.values():
+            config.update(app.tap_config(f"{self.url}/{app.prefix}"))
         return config
 
     def truth(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for app in self.apps.values():
+        for app in self.server.apps.values():
             counts.update(app.truth())
         return counts
 

@@ -246,6 +246,10 @@ class VendorStream(RESTStream):
                 f"({exc.__class__.__name__}: {exc}; {len(response.content)} bytes)."
             ) from exc
 
+    def malformed(self, where: str, expected: str) -> MalformedResponseError:
+        """The error for a body that is not what the vendor documents."""
+        return MalformedResponseError(f"{self.vendor_label}: {where} did not answer {expected}.")
+
     def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
         yield from extract_jsonpath(self.records_jsonpath, input=self.json_body(response))
 

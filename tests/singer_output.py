@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import typing as t
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
@@ -102,3 +104,35 @@ def run_cli(
         command, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
     )
     return SyncOutput(parse_lines(done.stdout), stderr=done.stderr, returncode=done.returncode)
+
+
+def kill_when(
+    tmp_path: Path,
+    config: dict,
+    predicate: t.Callable[[dict], bool],
+    state: dict | None = None,
+    *,
+    timeout: float = 60,
+) -> dict:
+    """Run the CLI, ``kill -9`` it as soon as a STATE satisfies ``predicate``; return that STATE."""
+    command = [sys.executable, "-m", "tap_segments", "--config"]
+    command.append(str(write_json(tmp_path / "config.json", config)))
+    if state is not None:
+        command += ["--state", str(write_json(tmp_path / "state.json", state))]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            message = json.loads(line)
+            if message["type"] == "STATE" and predicate(message["value"]):
+                return t.cast(dict, message["value"])
+            if time.monotonic() > deadline:
+                break
+        raise AssertionError("the run ended before a STATE matched")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()

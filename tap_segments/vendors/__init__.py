@@ -30,8 +30,9 @@ class Vendor:
 
 def _load_vendors() -> tuple[Vendor, ...]:
     from tap_segments.vendors.indicative import VENDOR as INDICATIVE
+    from tap_segments.vendors.kissmetrics import VENDOR as KISSMETRICS
 
-    return (INDICATIVE,)
+    return (INDICATIVE, KISSMETRICS)
 
 
 VENDORS: tuple[Vendor, ...] = _load_vendors()

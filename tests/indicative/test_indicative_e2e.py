@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import pytest
-from singer_output import REPO, SyncOutput, run_cli, write_json
+from singer_output import SyncOutput, kill_when, run_cli
 
 from simulator import SimConfig, Simulator
 
@@ -77,30 +70,12 @@ def test_killed_while_polling_resumes_without_second_export_or_loss(sim, tmp_pat
     """kill -9 while exports poll; restart with the last STATE printed: no re-trigger, no loss."""
     sim.indicative.polls_to_complete = 40  # slow exports: the kill lands mid-poll
     config = indicative_only(sim)
-    command = [
-        sys.executable,
-        "-m",
-        "tap_segments",
-        "--config",
-        str(write_json(tmp_path / "config.json", config)),
-    ]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO
-    )
-    last_state = None
-    deadline = time.monotonic() + 60
-    assert process.stdout is not None
-    for line in process.stdout:
-        message = json.loads(line)
-        if message["type"] == "STATE":
-            last_state = message["value"]
-            in_flight = last_state["bookmarks"].get("indicative_segment_exports", {})
-            if len(in_flight.get("exports_in_flight", {})) >= 2:
-                break
-        assert time.monotonic() < deadline, "no export was recorded in state"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+
+    def two_exports_in_flight(state: dict) -> bool:
+        exports = state["bookmarks"].get("indicative_segment_exports", {})
+        return len(exports.get("exports_in_flight", {})) >= 2
+
+    last_state = kill_when(tmp_path, config, two_exports_in_flight)
     recorded = set(last_state["bookmarks"]["indicative_segment_exports"]["exports_in_flight"])
     triggers = sim.indicative.trigger_counts()
 

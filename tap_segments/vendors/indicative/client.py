@@ -12,7 +12,6 @@ from urllib.parse import urlparse
 from singer_sdk.authenticators import BasicAuthenticator
 
 from tap_segments.client import VendorStream
-from tap_segments.errors import MalformedResponseError
 from tap_segments.exports.engine import ExportFile, ExportStatus, PollResult, map_status
 
 SEGMENTS_PATH = "/service/v1/segments/list"
@@ -78,8 +77,6 @@ class IndicativeStream(VendorStream):
         # Credentials go only to Indicative itself, never to the storage host of a file.
         return ExportFile(url=url, name=name, authenticated=same_host)
 
-    def malformed(self, where: str, expected: str) -> Exception:
-        return MalformedResponseError(f"Indicative: {where} did not answer {expected}.")
 
 
 def download_url(filename: str) -> str:

@@ -1,0 +1,237 @@
+"""Kissmetrics' core and query APIs, as shared/api-docs/kissmetrics-core-api.md says.
+
+Two hosts, two mounts: ``/kissmetrics-api`` (core: ``GET /core/reports``, whose ``run``
+links point at the query mount) and ``/kissmetrics-query`` (``POST
+/v2/products/{product}/reports/{report}/run`` answers 202 + Location;
+``GET /v2/queries/{id}/status`` answers 200 with ``progress`` until the query is done, then
+201 + Location; ``GET /v2/queries/{id}/results?limit&offset`` pages the rows). Bearer auth.
+Rows per window are deterministic from the report id and the window start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import typing as t
+from dataclasses import dataclass
+
+from simulator import data
+from simulator.server import Request, Response, VendorApp, error, json_response
+
+QUERY_PREFIX = "kissmetrics-query"
+
+
+@dataclass
+class KissmetricsConfig:
+    reports: int = 3
+    max_rows_per_window: int = 120
+    polls_to_complete: int = 3
+    token: str = "sim-kissmetrics-token-secret"
+    omit_location: bool = False  # a status answer without Location nor link
+    total_off_by: int = 0  # pagination.total that disagrees with the pages
+
+
+def _hal(rel: str, name: str, href: str) -> dict[str, t.Any]:
+    return {"templated": False, "href": href, "rel": rel, "name": name}
+
+
+class KissmetricsState:
+    """What both mounts share: the reports and the queries run."""
+
+    def __init__(self, seed: int, config: KissmetricsConfig) -> None:
+        self.seed = seed
+        self.config = config
+        self.lock = threading.Lock()
+        self.queries: dict[str, dict[str, t.Any]] = {}
+        self.runs: dict[tuple[str, str], int] = {}  # (report id, start_date) -> runs
+        self.account = data.stable_uuid(seed, "km-account")
+        self.product = data.stable_uuid(seed, "km-product")
+        self.report_ids = [data.stable_uuid(seed, "km-report", i) for i in range(config.reports)]
+
+    def rows_in_window(self, report_id: str, start: str) -> int:
+        day = start[:10]  # windows are keyed by their first day
+        return data.rng(self.seed, "km-rows", report_id, day).randint(
+            0, self.config.max_rows_per_window
+        )
+
+    def row(self, report_id: str, start: str, index: int) -> list[t.Any]:
+        return [10_000 + index, f"user{index}.{report_id[:8]}.{start[:10]}@example.test", index % 7]
+
+
+class KissmetricsCoreApp(VendorApp):
+    prefix = "kissmetrics-api"
+    name = "kissmetrics"
+
+    def __init__(self, state: KissmetricsState) -> None:
+        super().__init__()
+        self.state = state
+        self.route("GET", "/core/reports", self.reports)
+
+    def authorized(self, request: Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {self.state.config.token}"
+
+    def reports(self, request: Request) -> Response:
+        query_base = request.base_url.rsplit("/", 1)[0] + f"/{QUERY_PREFIX}"
+        core = request.base_url
+        return json_response(
+            [self.report(i, rid, core, query_base) for i, rid in enumerate(self.state.report_ids)]
+        )
+
+    def report(self, index: int, report_id: str, core: str, query: str) -> dict[str, t.Any]:
+        product, account = self.state.product, self.state.account
+        return {
+            "links": [
+                _hal("self", "Self", f"{core}/core/reports/{report_id}"),
+                _hal("run", "Run Report", f"{query}/v2/products/{product}/reports/{report_id}/run"),
+                _hal("product", "Product", f"{core}/core/products/{product}"),
+                _hal("account", "Account", f"{core}/core/accounts/{account}"),
+            ],
+            "created_at": "2025-12-18T19:27:43+00:00",
+            "name": f"People Search {index}",
+            "report_type": "people_search_v2",
+            "account_id": account,
+            "product_id": product,
+            "id": report_id,
+        }
+
+    def tap_config(self, base_url: str) -> dict[str, t.Any]:
+        return {
+            "kissmetrics_api_base_url": base_url,
+            "kissmetrics_query_base_url": base_url.rsplit("/", 1)[0] + f"/{QUERY_PREFIX}",
+            "kissmetrics_api_token": self.state.config.token,
+        }
+
+    def truth(self) -> dict[str, int]:
+        return {
+            "kissmetrics_reports": len(self.state.report_ids),
+            "kissmetrics_report_results": self.expected_rows(),
+        }
+
+    def expected_rows(self, start_date: str | None = None, window_days: int = 1) -> int:
+        """Rows the tap should emit for windows from ``start_date`` (default: 7 days ago)."""
+        today = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        start = (
+            dt.datetime.fromisoformat(start_date.replace("Z", "+00:00")).replace(
+                hour=0, minute=0, second=0, microsecond=0
+            )
+            if start_date
+            else today - dt.timedelta(days=7)
+        )
+        size = dt.timedelta(days=window_days)
+        total = 0
+        while start + size <= today:
+            day = start.isoformat(timespec="seconds")
+            total += sum(self.state.rows_in_window(r, day) for r in self.state.report_ids)
+            start += size
+        return total
+
+    def control(self, request: Request) -> Response | None:
+        if request.path == "/runs":
+            return json_response({f"{r}|{s}": n for (r, s), n in self.state.runs.items()})
+        return None
+
+
+class KissmetricsQueryApp(VendorApp):
+    prefix = QUERY_PREFIX
+    name = "kissmetrics"
+
+    def __init__(self, state: KissmetricsState) -> None:
+        super().__init__()
+        self.state = state
+        self.route(
+            "POST", "/v2/products/(?P<product>[^/]+)/reports/(?P<report>[^/]+)/run", self.run
+        )
+        self.route("GET", "/v2/queries/(?P<query>[^/]+)/status", self.status)
+        self.route("GET", "/v2/queries/(?P<query>[^/]+)/results", self.results)
+
+    def authorized(self, request: Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {self.state.config.token}"
+
+    def run(self, request: Request) -> Response:
+        assert request.match is not None
+        report_id = request.match["report"]
+        if report_id not in self.state.report_ids:
+            return error(404, "unknown report")
+        body = request.json() or {}
+        start = str(body.get("start_date", ""))
+        with self.state.lock:
+            key = (report_id, start)
+            self.state.runs[key] = self.state.runs.get(key, 0) + 1
+            query_id = data.stable_uuid(
+                self.state.seed, "km-query", report_id, start, self.state.runs[key]
+            )
+            self.state.queries[query_id] = {"report": report_id, "start": start, "polls": 0}
+        status_url = f"{request.base_url}/v2/queries/{query_id}/status"
+        answer = {
+            "meta": {"status": 202},
+            "data": {"message": "success"},
+            "links": [_hal("query-status", "Status", status_url)],
+        }
+        return json_response(answer, 202, Location=status_url)
+
+    def status(self, request: Request) -> Response:
+        assert request.match is not None
+        query_id = request.match["query"]
+        query = self.state.queries.get(query_id)
+        if query is None:
+            return error(404, "unknown query")
+        with self.state.lock:
+            query["polls"] += 1
+            polls = query["polls"]
+        self_url = f"{request.base_url}/v2/queries/{query_id}/status"
+        needed = self.state.config.polls_to_complete
+        if polls < needed:
+            progress = round(polls / needed, 2)
+            body = {
+                "meta": {"status": 200},
+                "data": {"completed": False, "progress": progress},
+                "links": [_hal("self", "Self", self_url)],
+            }
+            return json_response(body)
+        results_url = f"{request.base_url}/v2/queries/{query_id}/results"
+        links = [_hal("self", "Self", self_url)]
+        headers = {}
+        if not self.state.config.omit_location:
+            links.append(_hal("query-results", "Results", results_url))
+            headers["Location"] = results_url
+        body = {
+            "meta": {"status": 201},
+            "data": {"completed": True, "progress": 1.0},
+            "links": links,
+        }
+        return json_response(body, 201, **headers)
+
+    def results(self, request: Request) -> Response:
+        assert request.match is not None
+        query = self.state.queries.get(request.match["query"])
+        if query is None:
+            return error(404, "unknown query")
+        limit = int(request.arg("limit", "50") or 50)
+        offset = int(request.arg("offset", "0") or 0)
+        total = self.state.rows_in_window(query["report"], query["start"])
+        rows = [
+            self.state.row(query["report"], query["start"], i)
+            for i in range(offset, min(offset + limit, total))
+        ]
+        self_url = f"{request.base_url}/v2/queries/{request.match['query']}/results"
+        return json_response(
+            {
+                "meta": {"status": 200},
+                "data": rows,
+                "pagination": {
+                    "limit": limit,
+                    "offset": offset,
+                    "total": total + self.state.config.total_off_by,
+                },
+                "links": [
+                    _hal("self", "Self", f"{self_url}?limit={limit}&offset={offset}"),
+                    _hal("export", "Export", self_url.replace("/results", "/export")),
+                ],
+            }
+        )
+
+
+def kissmetrics_apps(seed: int, config: KissmetricsConfig) -> list[VendorApp]:
+    """The core and query mounts, sharing one state."""
+    state = KissmetricsState(seed, config)
+    return [KissmetricsCoreApp(state), KissmetricsQueryApp(state)]
