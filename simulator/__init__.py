@@ -18,6 +18,7 @@ import threading
 import typing as t
 from dataclasses import dataclass, field
 
+from simulator.artisan import ArtisanApp, ArtisanConfig
 from simulator.indicative import IndicativeApp, IndicativeConfig
 from simulator.kissmetrics import KissmetricsConfig, kissmetrics_apps
 from simulator.server import LoggedRequest, SimServer, VendorApp
@@ -28,6 +29,7 @@ class SimConfig:
     """Sizes and behaviours of every simulated vendor; each vendor has its own section."""
 
     seed: int = 1
+    artisan: ArtisanConfig = field(default_factory=ArtisanConfig)
     indicative: IndicativeConfig = field(default_factory=IndicativeConfig)
     kissmetrics: KissmetricsConfig = field(default_factory=KissmetricsConfig)
 
@@ -35,6 +37,7 @@ class SimConfig:
 #: The vendors the simulator plays: name -> factory(SimConfig) -> the vendor's app(s); a
 #: vendor with several hosts (Kissmetrics) has one app per host, the first one its main app.
 VENDOR_APPS: dict[str, t.Callable[[SimConfig], VendorApp | list[VendorApp]]] = {
+    "artisan": lambda config: ArtisanApp(config.seed, config.artisan),
     "indicative": lambda config: IndicativeApp(config.seed, config.indicative),
     "kissmetrics": lambda config: kissmetrics_apps(config.seed, config.kissmetrics),
 }

@@ -298,9 +298,10 @@ class ExportRunner:
                 )
                 return result
             if result.status is ExportStatus.FAILED:
+                detail = result.message if result.message and result.message != "FAILED" else ""
                 raise ExportFailedError(
                     f"{self.api.vendor_label} export {job.job_id} for {request.key} ended "
-                    f"FAILED{': ' + result.message if result.message else ''}."
+                    f"FAILED{': ' + detail if detail else ''}."
                 )
             if result.status is ExportStatus.GONE:
                 if retriggered:

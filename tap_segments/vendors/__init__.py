@@ -29,10 +29,11 @@ class Vendor:
 
 
 def _load_vendors() -> tuple[Vendor, ...]:
+    from tap_segments.vendors.artisan import VENDOR as ARTISAN
     from tap_segments.vendors.indicative import VENDOR as INDICATIVE
     from tap_segments.vendors.kissmetrics import VENDOR as KISSMETRICS
 
-    return (INDICATIVE, KISSMETRICS)
+    return (ARTISAN, INDICATIVE, KISSMETRICS)
 
 
 VENDORS: tuple[Vendor, ...] = _load_vendors()

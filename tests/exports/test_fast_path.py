@@ -37,6 +37,7 @@ CONFIG = {
     "indicative_access_token": "token",
     "export_poll_interval_seconds": 0.01,
     "export_poll_max_interval_seconds": 0.02,
+    "max_concurrent_exports": 1,  # one export at a time: runs compared message by message
 }
 SEGMENTS = [
     {"segmentId": "seg-a", "name": "A", "lastRun": "2026-11-20T10:00:00.000Z"},
