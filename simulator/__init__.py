@@ -18,6 +18,7 @@ import threading
 import typing as t
 from dataclasses import dataclass, field
 
+from simulator.acoustic import AcousticApp, AcousticConfig
 from simulator.artisan import ArtisanApp, ArtisanConfig
 from simulator.indicative import IndicativeApp, IndicativeConfig
 from simulator.kissmetrics import KissmetricsConfig, kissmetrics_apps
@@ -29,6 +30,7 @@ class SimConfig:
     """Sizes and behaviours of every simulated vendor; each vendor has its own section."""
 
     seed: int = 1
+    acoustic: AcousticConfig = field(default_factory=AcousticConfig)
     artisan: ArtisanConfig = field(default_factory=ArtisanConfig)
     indicative: IndicativeConfig = field(default_factory=IndicativeConfig)
     kissmetrics: KissmetricsConfig = field(default_factory=KissmetricsConfig)
@@ -37,6 +39,7 @@ class SimConfig:
 #: The vendors the simulator plays: name -> factory(SimConfig) -> the vendor's app(s); a
 #: vendor with several hosts (Kissmetrics) has one app per host, the first one its main app.
 VENDOR_APPS: dict[str, t.Callable[[SimConfig], VendorApp | list[VendorApp]]] = {
+    "acoustic": lambda config: AcousticApp(config.seed, config.acoustic),
     "artisan": lambda config: ArtisanApp(config.seed, config.artisan),
     "indicative": lambda config: IndicativeApp(config.seed, config.indicative),
     "kissmetrics": lambda config: kissmetrics_apps(config.seed, config.kissmetrics),

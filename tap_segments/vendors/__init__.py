@@ -29,11 +29,12 @@ class Vendor:
 
 
 def _load_vendors() -> tuple[Vendor, ...]:
+    from tap_segments.vendors.acoustic import VENDOR as ACOUSTIC
     from tap_segments.vendors.artisan import VENDOR as ARTISAN
     from tap_segments.vendors.indicative import VENDOR as INDICATIVE
     from tap_segments.vendors.kissmetrics import VENDOR as KISSMETRICS
 
-    return (ARTISAN, INDICATIVE, KISSMETRICS)
+    return (ARTISAN, INDICATIVE, KISSMETRICS, ACOUSTIC)
 
 
 VENDORS: tuple[Vendor, ...] = _load_vendors()
