@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_venv.sh
+. scripts/_simulator.sh
 
 ensure_dev_venv
 ensure_meltano_venv
@@ -14,15 +15,7 @@ MELTANO=.venv-meltano/bin/meltano
 echo "==> meltano install (tap-segments and target-duckdb, defined inline in meltano.yml)"
 $MELTANO --log-level=warning install tap-segments target-duckdb
 
-echo "==> starting the vendor simulator on 127.0.0.1"
-rm -f .sim.env
-.venv/bin/python -m simulator serve --scale demo --env-file .sim.env > output-simulator.log 2>&1 &
-SIM_PID=$!
-trap 'kill $SIM_PID 2>/dev/null || true; rm -f .sim.env output-simulator.log' EXIT
-for _ in $(seq 100); do [ -s .sim.env ] && break; sleep 0.1; done
-[ -s .sim.env ] || { echo "simulator did not start"; cat output-simulator.log; exit 1; }
-# shellcheck disable=SC1091
-. ./.sim.env
+start_simulator --scale demo
 export TAP_SEGMENTS_EXPORT_POLL_INTERVAL_SECONDS=1
 
 echo "==> meltano run tap-segments target-duckdb"

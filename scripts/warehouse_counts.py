@@ -1,7 +1,12 @@
 """Print the row count of every table a run loaded, next to the simulator's truth.
 
     python scripts/warehouse_counts.py duckdb PATH SCHEMA SIMULATOR_URL
-    python scripts/warehouse_counts.py postgres DSN SCHEMA SIMULATOR_URL
+    python scripts/warehouse_counts.py postgres DSN SCHEMA SIMULATOR_URL [--rerun]
+
+With ``--rerun`` (after a second, incremental run) the expected counts are the simulator's
+``/_sim/truth?rerun=1``: the same rows (a duplicate would show as a higher count), plus what
+the first run created at the vendor and the second run rightly picked up (Artisan's export
+jobs, updated after the first run read the jobs list).
 
 Exits 1 when a table's count differs from what the simulator served (or a table is missing).
 """
@@ -48,7 +53,8 @@ def postgres_counts(dsn: str, schema: str) -> dict[str, int]:
 def main() -> int:
     kind, where, schema, simulator_url = sys.argv[1:5]
     counts = duckdb_counts(where, schema) if kind == "duckdb" else postgres_counts(where, schema)
-    with urllib.request.urlopen(f"{simulator_url}/_sim/truth") as answer:
+    query = "?rerun=1" if "--rerun" in sys.argv else ""
+    with urllib.request.urlopen(f"{simulator_url}/_sim/truth{query}") as answer:
         truth = json.load(answer)
     width = max(map(len, [*truth, *counts, "table"]))
     print(f"{'table':<{width}}  {'rows':>9}  {'simulator':>9}")

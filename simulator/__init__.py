@@ -96,10 +96,10 @@ class Simulator:
             config.update(app.tap_config(f"{self.url}/{app.prefix}"))
         return config
 
-    def truth(self) -> dict[str, int]:
+    def truth(self, *, rerun: bool = False) -> dict[str, int]:
         counts: dict[str, int] = {}
         for app in self.server.apps.values():
-            counts.update(app.truth())
+            counts.update(app.truth(rerun=rerun))
         return counts
 
     @property

@@ -241,7 +241,7 @@ class AcousticApp(VendorApp):
     def tap_config(self, base_url: str) -> dict[str, t.Any]:
         return {"acoustic_base_url": base_url, "acoustic_auth_key": self.config.auth_key}
 
-    def truth(self) -> dict[str, int]:
+    def truth(self, *, rerun: bool = False) -> dict[str, int]:
         scheduled = [
             j
             for j in self.jobs

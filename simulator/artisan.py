@@ -304,14 +304,20 @@ class ArtisanApp(VendorApp):
             "artisan_secret_api_key": self.config.secret_key,
         }
 
-    def truth(self) -> dict[str, int]:
+    def truth(self, *, rerun: bool = False) -> dict[str, int]:
         segments = sum(len(s) for s in self.segments.values())
+        exports_per_run = segments + len(self.apps)  # one per segment, one profile export per app
+        members = segments * self.config.members_per_segment
         return {
             "artisan_apps": len(self.apps),
             "artisan_segments": segments,
-            "artisan_jobs": self.config.historical_jobs,
+            # The jobs stream is read before the exports run: a first run sees the historical
+            # jobs, an incremental rerun also the export jobs the first run created.
+            "artisan_jobs": self.config.historical_jobs + (exports_per_run if rerun else 0),
             "artisan_profiles": len(self.apps) * self.config.profiles_per_app,
-            "artisan_segment_members": segments * self.config.members_per_segment,
+            # Artisan segments carry no change marker: each run exports a fresh snapshot,
+            # keyed by its own job_id, so a warehouse keeps one snapshot per run.
+            "artisan_segment_members": members * (2 if rerun else 1),
         }
 
     def trigger_counts(self) -> dict[str, int]:

@@ -207,7 +207,7 @@ class IndicativeApp(VendorApp):
             "indicative_access_token": self.config.access_token,
         }
 
-    def truth(self) -> dict[str, int]:
+    def truth(self, *, rerun: bool = False) -> dict[str, int]:
         return {
             "indicative_segments": len(self.segments),
             "indicative_segment_exports": len(self.segments),

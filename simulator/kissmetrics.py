@@ -101,7 +101,7 @@ class KissmetricsCoreApp(VendorApp):
             "kissmetrics_api_token": self.state.config.token,
         }
 
-    def truth(self) -> dict[str, int]:
+    def truth(self, *, rerun: bool = False) -> dict[str, int]:
         return {
             "kissmetrics_reports": len(self.state.report_ids),
             "kissmetrics_report_results": self.expected_rows(),

@@ -99,7 +99,9 @@ class VendorApp:
     def tap_config(self, base_url: str) -> dict[str, t.Any]:
         return {}
 
-    def truth(self) -> dict[str, int]:
+    def truth(self, *, rerun: bool = False) -> dict[str, int]:
+        """Exact record counts per stream the tap should emit (``rerun``: in total, after a
+        second, incremental run that follows a first full one)."""
         return {}
 
     def control(self, request: Request) -> Response | None:
@@ -129,7 +131,7 @@ class SimServer(ThreadingHTTPServer):
         self.faults = FaultSet()
         self.log: list[LoggedRequest] = []
         self.log_lock = threading.Lock()
-        self.truth: t.Callable[[], dict[str, int]] = lambda: {}
+        self.truth: t.Callable[..., dict[str, int]] = lambda **_: {}
 
     @property
     def url(self) -> str:
@@ -165,6 +167,7 @@ class SimHandler(BaseHTTPRequestHandler):
 
     def handle_any(self) -> None:
         split = urlsplit(self.path)
+        self.query = parse_qs(split.query)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         segments = split.path.lstrip("/").split("/", 1)
@@ -209,7 +212,7 @@ class SimHandler(BaseHTTPRequestHandler):
     def control(self, path: str, body: bytes) -> Response:
         server = self.server
         if path == "/truth":
-            return json_response(server.truth())
+            return json_response(server.truth(rerun="rerun" in self.query))
         if path == "/requests":
             with server.log_lock:
                 return json_response([entry.to_dict() for entry in server.log])
