@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import threading
 import time
 import typing as t
@@ -132,6 +133,11 @@ class SimServer(ThreadingHTTPServer):
         self.log: list[LoggedRequest] = []
         self.log_lock = threading.Lock()
         self.truth: t.Callable[..., dict[str, int]] = lambda **_: {}
+
+    def handle_error(self, request: t.Any, client_address: t.Any) -> None:
+        """A client hanging up (keep-alive closed, download abandoned) is not an error."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
     @property
     def url(self) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import time
 import typing as t
 
 from tap_segments.client import VendorStream
@@ -122,7 +123,20 @@ class AsyncExportStream(VendorStream):
     def _finish(self, event: ExportEvent) -> t.Iterator[dict]:
         request, job, result = event.request, t.cast(ExportJob, event.job), event.result
         assert result is not None
-        yield from self.records_for_export(request, job, result)
+        began = time.monotonic()
+        emitted = 0
+        for record in self.records_for_export(request, job, result):
+            emitted += 1
+            yield record
+        self.logger.info(
+            "%s export %s for %s: %d record(s) emitted in %.1f s; %.0f s since it was triggered.",
+            self.vendor_label,
+            job.job_id,
+            request.key,
+            emitted,
+            time.monotonic() - began,
+            job.age(dt.datetime.now(dt.timezone.utc)).total_seconds(),
+        )
         self.export_done(request, job, result)
         self._forget(request.key)
         self.flush_state()

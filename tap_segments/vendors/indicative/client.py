@@ -78,7 +78,6 @@ class IndicativeStream(VendorStream):
         return ExportFile(url=url, name=name, authenticated=same_host)
 
 
-
 def download_url(filename: str) -> str:
     """The doc's example gives ``s3://bucket/key``; read it over HTTPS like any S3 object."""
     parsed = urlparse(filename)
