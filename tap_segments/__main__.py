@@ -1,5 +1,5 @@
 """Allow ``python -m tap_segments`` as well as the ``tap-segments`` console script."""
 
-from tap_segments.tap import TapSegments
+from tap_segments.tap import cli
 
-TapSegments.cli()
+cli()

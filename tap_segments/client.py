@@ -159,10 +159,11 @@ class VendorStream(RESTStream):
     def backoff_handler(self, details: t.Any) -> None:
         exc = details.get("exception")
         response = getattr(exc, "response", None)
+        request = getattr(response, "request", None) or getattr(exc, "request", None)
         where = (
-            f"{response.request.method} {endpoint_of(response.url)}"
-            if response is not None
-            else self.path or self.name
+            f"{request.method} {endpoint_of(str(request.url))}"
+            if request is not None
+            else getattr(self, "path", None) or self.name
         )
         self.logger.warning(
             "%s: retrying %s in %.1f s after try %d (%s)",
@@ -170,7 +171,7 @@ class VendorStream(RESTStream):
             where,
             details.get("wait", 0.0),
             details.get("tries", 0),
-            exc if response is None else f"HTTP {response.status_code}",
+            f"HTTP {response.status_code}" if response is not None else describe_network_error(exc),
         )
 
     # -- state ------------------------------------------------------------------------

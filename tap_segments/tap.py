@@ -6,20 +6,25 @@ machinery shared by all of them lives in ``tap_segments/exports/``.
 
 from __future__ import annotations
 
+import logging
+import sys
 import typing as t
 
 import click
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
-from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
 from singer_sdk.plugin_base import _ConfigInput
 from singer_sdk.tap_base import CliTestOptionValue
 
+from tap_segments import redaction
 from tap_segments.client import VendorStream
 from tap_segments.output import TapMessageWriter
 from tap_segments.vendors import VENDORS, enabled_vendors
 
 StringList = th.ArrayType(th.StringType)
+#: The job categories the Acoustic Exchange doc names.
+ACOUSTIC_JOB_CATEGORIES = ("SEGMENT_EXPORT", "IDENTITY_IMPORT", "SEGMENT_POPULATE_DB")
 
 
 def _secret(name: str, description: str) -> th.Property:
@@ -42,43 +47,43 @@ class TapSegments(Tap):
         ),
         th.Property(
             "export_poll_interval_seconds",
-            th.NumberType,
+            th.NumberType(minimum=0),
             default=2,
             description="First wait between polls of an export job; it grows on each poll.",
         ),
         th.Property(
             "export_poll_max_interval_seconds",
-            th.NumberType,
+            th.NumberType(minimum=0),
             default=60,
             description="Cap of the growing wait between polls of an export job.",
         ),
         th.Property(
             "export_timeout_seconds",
-            th.NumberType,
+            th.NumberType(exclusive_minimum=0),
             default=14400,
             description="Give up on one export job after this many seconds since it started.",
         ),
         th.Property(
             "max_concurrent_exports",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             default=4,
             description="Export jobs triggered, polled and downloaded at the same time.",
         ),
         th.Property(
             "request_timeout_seconds",
-            th.NumberType,
+            th.NumberType(exclusive_minimum=0),
             default=300,
             description="Timeout of each HTTP request, in seconds.",
         ),
         th.Property(
             "http_max_tries",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             default=6,
             description="Tries of one HTTP request on 429, 5xx and connection errors.",
         ),
         th.Property(
             "http_retry_base_seconds",
-            th.NumberType,
+            th.NumberType(exclusive_minimum=0),
             default=1,
             description=(
                 "First wait before retrying a request; doubles on each try, never shorter "
@@ -151,7 +156,7 @@ class TapSegments(Tap):
         ),
         th.Property(
             "kissmetrics_window_days",
-            th.IntegerType,
+            th.IntegerType(minimum=1),
             default=1,
             description="Size in days of each report run's date window.",
         ),
@@ -164,7 +169,7 @@ class TapSegments(Tap):
         _secret("acoustic_auth_key", "Acoustic Exchange authentication key (Bearer)."),
         th.Property(
             "acoustic_job_categories",
-            StringList,
+            th.ArrayType(th.StringType(allowed_values=list(ACOUSTIC_JOB_CATEGORIES))),
             default=["SEGMENT_EXPORT", "IDENTITY_IMPORT", "SEGMENT_POPULATE_DB"],
             description="Job categories to read.",
         ),
@@ -183,6 +188,10 @@ class TapSegments(Tap):
             ),
         ),
     ).to_dict()
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        redaction.install(redaction.secret_values(self.config, self.config_jsonschema))
 
     def discover_streams(self) -> list[Stream]:
         """Return the streams of every vendor whose credentials are configured."""
@@ -227,7 +236,21 @@ class TapSegments(Tap):
         ctx.exit(0 if tap.check_connections() else 1)
 
 
-if __name__ == "__main__":
-    TapSegments.cli()
+def cli() -> None:
+    """The ``tap-segments`` command: the SDK's CLI, with the tap's own errors on one line.
 
-__all__: t.Sequence[str] = ["TapSegments"]
+    Errors the tap raises on purpose (``TapSegmentsError``: they name vendor, endpoint, job or
+    file) and API errors left after the retries end the run with one ERROR line and exit 1;
+    anything unexpected keeps its traceback.
+    """
+    try:
+        TapSegments.cli()
+    except (FatalAPIError, RetriableAPIError) as exc:
+        logging.getLogger(TapSegments.name).error("%s", exc)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    cli()
+
+__all__: t.Sequence[str] = ["TapSegments", "cli"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import typing as t
+
 import pytest
 
 #: Streams whose columns come from the export files themselves: unknown at discovery, they
@@ -26,3 +29,86 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                     reason="file-row columns are announced at run time, not at discovery"
                 )
             )
+
+
+# -- session-wide promises: secrets never shown, read-only by default ----------------------
+
+#: Requests other than GET that a tap may send: the documented export triggers and runs, and
+#: Acoustic's mark-complete (sent only with acoustic_mark_complete: tests/acoustic prove it).
+ALLOWED_WRITES = (
+    ("POST", re.compile(r"^/service/v1/segments/export/?$")),  # Indicative export
+    ("POST", re.compile(r"^/public/api/apps/[^/]+/segments/[^/]+$")),  # Artisan segment export
+    ("POST", re.compile(r"^/public/api/apps/[^/]+/users/export$")),  # Artisan profile export
+    ("POST", re.compile(r"^/v2/products/[^/]+/reports/[^/]+/run$")),  # Kissmetrics run
+    ("PUT", re.compile(r"^/v1/jobs/\d+/status/complete$")),  # Acoustic, opt-in
+)
+SIMULATOR_LOGS: list[list] = []
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _collect_simulator_logs():
+    from simulator import Simulator
+
+    original_stop = Simulator.stop
+
+    def stop(self: Simulator) -> None:
+        SIMULATOR_LOGS.append(self.requests)
+        original_stop(self)
+
+    Simulator.stop = stop  # type: ignore[method-assign]
+    yield
+    Simulator.stop = original_stop  # type: ignore[method-assign]
+
+
+def session_findings() -> dict[str, t.Any]:
+    """Secrets seen in any CLI run's output, and writes no setting allowed."""
+    from singer_output import CLI_RUNS
+
+    from tap_segments.redaction import secret_values
+    from tap_segments.tap import TapSegments
+
+    secrets_seen = []
+    for config, output in CLI_RUNS:
+        for secret in secret_values(config, TapSegments.config_jsonschema):
+            if secret in output:
+                secrets_seen.append(secret)
+    requests = [entry for log in SIMULATOR_LOGS for entry in log]
+    writes = [e for e in requests if e.method not in ("GET", "HEAD")]
+    forbidden = [
+        f"{e.method} {e.path}"
+        for e in writes
+        if not any(e.method == m and p.match(e.path) for m, p in ALLOWED_WRITES)
+    ]
+    return {
+        "cli_runs": len(CLI_RUNS),
+        "simulator_requests": len(requests),
+        "writes": len(writes),
+        "secrets_seen": secrets_seen,
+        "forbidden_writes": forbidden,
+    }
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    findings = session_findings()
+    session.config._tap_segments_findings = findings  # type: ignore[attr-defined]
+    if findings["secrets_seen"] or findings["forbidden_writes"]:
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter: t.Any) -> None:
+    findings = getattr(terminalreporter.config, "_tap_segments_findings", None)
+    if findings is None:
+        return
+    from reliability_figures import FIGURES
+
+    terminalreporter.section("tap-segments promises")
+    terminalreporter.write_line(
+        f"CLI runs checked: {findings['cli_runs']}; secrets seen: {len(findings['secrets_seen'])}"
+        f"; simulator requests: {findings['simulator_requests']}, of which writes: "
+        f"{findings['writes']}, not allowed: {len(findings['forbidden_writes'])}"
+        + (f" {findings['forbidden_writes'][:5]}" if findings["forbidden_writes"] else "")
+    )
+    if FIGURES["faults_tried"]:
+        terminalreporter.write_line(
+            "reliability: " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in FIGURES.items())
+        )

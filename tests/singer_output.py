@@ -19,6 +19,10 @@ from tap_segments.tap import TapSegments
 REPO = Path(__file__).resolve().parents[1]
 
 
+#: Every CLI run of the test session, with its config: the session-wide secrets check reads it.
+CLI_RUNS: list[tuple[dict, str]] = []
+
+
 @dataclass
 class SyncOutput:
     """Messages a run printed, grouped the way tests ask about them."""
@@ -103,6 +107,7 @@ def run_cli(
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
     )
+    CLI_RUNS.append((config, done.stdout + done.stderr))
     return SyncOutput(parse_lines(done.stdout), stderr=done.stderr, returncode=done.returncode)
 
 
@@ -115,24 +120,42 @@ def kill_when(
     timeout: float = 60,
 ) -> dict:
     """Run the CLI, ``kill -9`` it as soon as a STATE satisfies ``predicate``; return that STATE."""
+    return kill_run(tmp_path, config, predicate, state, timeout=timeout)[0]
+
+
+def kill_run(
+    tmp_path: Path,
+    config: dict,
+    predicate: t.Callable[[dict], bool],
+    state: dict | None = None,
+    *,
+    timeout: float = 60,
+) -> tuple[dict, SyncOutput]:
+    """``kill_when``, also returning what the run printed up to that STATE (a target would
+    have committed exactly that much)."""
     command = [sys.executable, "-m", "tap_segments", "--config"]
     command.append(str(write_json(tmp_path / "config.json", config)))
     if state is not None:
         command += ["--state", str(write_json(tmp_path / "state.json", state))]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO
-    )
-    deadline = time.monotonic() + timeout
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            message = json.loads(line)
-            if message["type"] == "STATE" and predicate(message["value"]):
-                return t.cast(dict, message["value"])
-            if time.monotonic() > deadline:
-                break
-        raise AssertionError("the run ended before a STATE matched")
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+    stderr = tmp_path / "killed-run.stderr"
+    with stderr.open("w") as errors:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=errors, text=True, env=env, cwd=REPO
+        )
+        deadline = time.monotonic() + timeout
+        printed: list[dict] = []
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                message = json.loads(line)
+                printed.append(message)
+                if message["type"] == "STATE" and predicate(message["value"]):
+                    return t.cast(dict, message["value"]), SyncOutput(printed)
+                if time.monotonic() > deadline:
+                    break
+            raise AssertionError("the run ended before a STATE matched")
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            CLI_RUNS.append((config, json.dumps(printed) + stderr.read_text()))

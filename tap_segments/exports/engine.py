@@ -273,6 +273,7 @@ class ExportRunner:
     def _trigger(self, request: ExportRequest) -> ExportJob:
         self._check_stopped()
         job = self.api.trigger_export(request)
+        self._check_stopped()  # the run is ending: stay quiet, the caller no longer listens
         self.logger.info(
             "%s export %s triggered for %s.", self.api.vendor_label, job.job_id, request.key
         )
@@ -287,6 +288,7 @@ class ExportRunner:
             self._check_stopped()
             self._check_timeout(request, job)
             result = self.api.poll_export(job)
+            self._check_stopped()
             if result.status is ExportStatus.COMPLETED:
                 self.logger.info(
                     "%s export %s for %s is complete (%d file(s)) after %.0f s.",
