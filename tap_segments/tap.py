@@ -19,6 +19,7 @@ from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_segments import redaction
 from tap_segments.client import VendorStream
+from tap_segments.exports.engine import parse_timestamp
 from tap_segments.output import TapMessageWriter
 from tap_segments.vendors import VENDORS, enabled_vendors
 
@@ -192,6 +193,18 @@ class TapSegments(Tap):
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         redaction.install(redaction.secret_values(self.config, self.config_jsonschema))
+        self._check_start_date()
+
+    def _check_start_date(self) -> None:
+        """JSON schema's ``format`` is not enforced by the SDK: check the one date we take."""
+        value = self.config.get("start_date")
+        if not value:
+            return
+        try:
+            parse_timestamp(str(value))
+        except ValueError:
+            msg = f"start_date {value!r} is not an ISO-8601 date-time (e.g. 2026-01-31T00:00:00Z)."
+            raise ConfigValidationError(msg, errors=[msg]) from None
 
     def discover_streams(self) -> list[Stream]:
         """Return the streams of every vendor whose credentials are configured."""

@@ -29,6 +29,7 @@ class SyncOutput:
 
     messages: list[dict] = field(default_factory=list)
     stderr: str = ""
+    stdout: str = ""
     returncode: int = 0
 
     @property
@@ -67,7 +68,11 @@ class SyncOutput:
 
 
 def parse_lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    """Singer messages, one JSON object a line (other output, e.g. ``--about``, gives [])."""
+    try:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError:
+        return []
 
 
 def run_in_process(
@@ -108,7 +113,9 @@ def run_cli(
         command, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
     )
     CLI_RUNS.append((config, done.stdout + done.stderr))
-    return SyncOutput(parse_lines(done.stdout), stderr=done.stderr, returncode=done.returncode)
+    return SyncOutput(
+        parse_lines(done.stdout), stderr=done.stderr, stdout=done.stdout, returncode=done.returncode
+    )
 
 
 def kill_when(
