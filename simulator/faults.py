@@ -20,9 +20,9 @@ class Fault:
 
     kind: ``status`` (answer ``status`` with optional ``retry_after`` and ``body``),
     ``html`` (an HTML error page with ``status``, default 200), ``truncated_json`` (the real
-    JSON answer cut in the middle), ``cut_download`` (send ``after_bytes`` of the real body,
-    then close the connection), ``reset`` (close the socket without answering), ``delay``
-    (sleep ``seconds`` then answer normally).
+    JSON answer cut in the middle), ``cut_download`` (send ``after_bytes`` of the real body, at
+    most half of a fixed-length one, then close the connection), ``reset`` (close the socket
+    without answering), ``delay`` (sleep ``seconds`` then answer normally).
     """
 
     kind: str

@@ -258,6 +258,12 @@ class SimHandler(BaseHTTPRequestHandler):
                 self.end_headers()
                 self.wfile.write(body[: len(body) // 2])
                 return
+            if fault is not None and fault.kind == "cut_download":
+                self.send_header("Content-Length", str(len(body)))  # promises more than sent
+                self.end_headers()
+                self.wfile.write(body[: min(fault.after_bytes, len(body) // 2)])
+                self.reset()
+                return
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if not head:

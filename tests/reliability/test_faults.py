@@ -154,10 +154,6 @@ FATAL = [
 @pytest.mark.parametrize("vendor", list(ENDPOINTS))
 @pytest.mark.parametrize("case", RECOVERABLE, ids=lambda c: c.name)
 def test_recoverable_fault_completes_exactly(vendor, case, tmp_path):
-    if vendor == "kissmetrics" and case.endpoint == "file" and case.kind == "cut_download":
-        pytest.skip(
-            "Kissmetrics results are JSON pages, not files: a cut page is a retried request"
-        )
     FIGURES["faults_tried"] += 1
     with small_sim(gzip=case.gzip) as sim:
         sim.faults.add(

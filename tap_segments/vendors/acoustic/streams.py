@@ -39,8 +39,9 @@ OPEN_JOBS_KEY = "open_jobs"
 #: acoustic_segment_data state: per jobId, the names of the files fully emitted.
 FILES_DONE_KEY = "files_done"
 
-# The doc shows these only as null or as placeholders: their type is not documented.
-Undocumented = th.AnyType
+# The doc shows these only as null or as placeholders: their type is not documented, so any
+# JSON value is accepted (a type list, not `{}`: that trips the SDK's own test suite).
+Undocumented = th.CustomType({"type": ["string", "number", "boolean", "object", "array", "null"]})
 
 SCHEDULE_DETAILS = th.ObjectType(
     th.Property("runNow", th.BooleanType),
@@ -65,7 +66,7 @@ JOB_SCHEMA = th.PropertiesList(
     th.Property("scheduledJobId", th.IntegerType),
     th.Property("status", th.StringType),
     th.Property("subStatus", th.StringType),
-    th.Property("errorDetails", Undocumented),
+    th.Property("errorDetails", th.StringType, description="Text of the error, if any."),
     th.Property("jobName", th.StringType),
     th.Property("accountId", th.IntegerType),
     th.Property("segmentDataFiles", th.ArrayType(th.StringType)),
@@ -152,7 +153,7 @@ class ScheduledJobsStream(AcousticStream):
         th.Property("jobName", th.StringType),
         th.Property("accountId", th.IntegerType),
         th.Property("active", th.IntegerType, description="1 active, 2 inactive."),
-        th.Property("errorDetails", Undocumented),
+        th.Property("errorDetails", th.StringType, description="Text of the error, if any."),
         additional_properties=True,
     ).to_dict()
 
