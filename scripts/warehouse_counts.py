@@ -15,39 +15,31 @@ from __future__ import annotations
 
 import json
 import sys
+import typing as t
 import urllib.request
+
+TABLES = "select table_name from information_schema.tables where table_schema = {marker}"
+
+
+def table_counts(db: t.Any, schema: str, marker: str) -> dict[str, int]:
+    """Rows per table of ``schema`` through a DB-API-like connection (``marker``: its
+    parameter placeholder)."""
+    tables = [row[0] for row in db.execute(TABLES.format(marker=marker), [schema]).fetchall()]
+    return {t: db.execute(f'select count(*) from "{schema}"."{t}"').fetchone()[0] for t in tables}
 
 
 def duckdb_counts(path: str, schema: str) -> dict[str, int]:
     import duckdb
 
     with duckdb.connect(path, read_only=True) as db:
-        tables = [
-            row[0]
-            for row in db.execute(
-                "select table_name from information_schema.tables where table_schema = ?",
-                [schema],
-            ).fetchall()
-        ]
-        return {
-            t: db.execute(f'select count(*) from "{schema}"."{t}"').fetchone()[0] for t in tables
-        }
+        return table_counts(db, schema, "?")
 
 
 def postgres_counts(dsn: str, schema: str) -> dict[str, int]:
     import psycopg
 
     with psycopg.connect(dsn) as db:
-        tables = [
-            row[0]
-            for row in db.execute(
-                "select table_name from information_schema.tables where table_schema = %s",
-                [schema],
-            ).fetchall()
-        ]
-        return {
-            t: db.execute(f'select count(*) from "{schema}"."{t}"').fetchone()[0] for t in tables
-        }
+        return table_counts(db, schema, "%s")
 
 
 def main() -> int:

@@ -101,6 +101,7 @@ class TapMessageWriter(MsgSpecWriter):
         data = self._record_buffer
         encoder.encode_into(_RecordEnvelope("RECORD", stream, record, version, _now(_UTC)), data)
         data.append(0x0A)  # as serialize_jsonl does
+        # ``_write(data, flush=False)``, inlined: this runs once per row.
         out = sys.stdout
         binary = getattr(out, "buffer", None)
         if binary is None:

@@ -90,6 +90,17 @@ def write_json(path: Path, value: t.Any) -> Path:
     return path
 
 
+def cli_command(
+    tmp_path: Path, config: dict, state: dict | None, *args: str
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of a CLI run with this config and state."""
+    command = [sys.executable, "-m", "tap_segments"]
+    command += ["--config", str(write_json(tmp_path / "config.json", config))]
+    if state is not None:
+        command += ["--state", str(write_json(tmp_path / "state.json", state))]
+    return [*command, *args], {**os.environ, "PYTHONPATH": str(REPO)}
+
+
 def run_cli(
     tmp_path: Path,
     config: dict,
@@ -98,17 +109,7 @@ def run_cli(
     timeout: float = 300,
 ) -> SyncOutput:
     """Run ``python -m tap_segments`` as a data engineer would, and parse what it printed."""
-    command = [
-        sys.executable,
-        "-m",
-        "tap_segments",
-        "--config",
-        str(write_json(tmp_path / "config.json", config)),
-    ]
-    if state is not None:
-        command += ["--state", str(write_json(tmp_path / "state.json", state))]
-    command += list(args)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command, env = cli_command(tmp_path, config, state, *args)
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
     )
@@ -140,11 +141,7 @@ def kill_run(
 ) -> tuple[dict, SyncOutput]:
     """``kill_when``, also returning what the run printed up to that STATE (a target would
     have committed exactly that much)."""
-    command = [sys.executable, "-m", "tap_segments", "--config"]
-    command.append(str(write_json(tmp_path / "config.json", config)))
-    if state is not None:
-        command += ["--state", str(write_json(tmp_path / "state.json", state))]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command, env = cli_command(tmp_path, config, state)
     stderr = tmp_path / "killed-run.stderr"
     with stderr.open("w") as errors:
         process = subprocess.Popen(
