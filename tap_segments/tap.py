@@ -221,7 +221,8 @@ class TapSegments(Tap):
         """One cheap request per enabled vendor; log which vendor failed and why."""
         healthy = True
         for vendor in enabled_vendors(self.config):
-            stream = t.cast(VendorStream, self.streams[str(vendor.streams[0].name)])
+            first = next(s for s in self.streams.values() if isinstance(s, vendor.streams[0]))
+            stream = t.cast(VendorStream, first)
             try:
                 stream.send("GET", vendor.check_path)
             except Exception as exc:  # report every vendor, then fail

@@ -65,7 +65,7 @@ TRANSIENT_READ_ERRORS: tuple[type[BaseException], ...] = (
 
 def open_binary(raw: t.BinaryIO) -> io.BufferedIOBase:
     """Buffer ``raw`` and transparently gunzip it when it starts with the gzip magic."""
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, BUFFER_SIZE)  # type: ignore[arg-type]
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, BUFFER_SIZE)  # type: ignore[arg-type,type-var]
     if buffered.peek(2)[:2] == GZIP_MAGIC:
         return io.BufferedReader(gzip.GzipFile(fileobj=buffered, mode="rb"), BUFFER_SIZE)  # type: ignore[arg-type]
     return buffered
