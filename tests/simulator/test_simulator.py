@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import os
 import signal
 import subprocess
@@ -13,7 +15,7 @@ import pytest
 import requests
 from singer_output import REPO
 
-from simulator import SimConfig, Simulator
+from simulator import SimConfig, Simulator, data
 from simulator.indicative import IndicativeConfig
 
 
@@ -72,9 +74,6 @@ def test_export_file_matches_truth(sim, gzipped):
     status = export_until_complete(sim, segment_id)
     body = requests.get(status["filename"]).content
     text = (gzip.decompress(body) if gzipped else body).decode()
-    import csv
-    import io
-
     rows = list(csv.DictReader(io.StringIO(text)))
     assert rows == sim.indicative.member_rows(segment_id)
     assert sim.indicative.trigger_counts()[segment_id] == 1
@@ -153,8 +152,6 @@ def test_cli_writes_env_file_and_stops_on_sigterm(tmp_path):
 
 
 def test_bulk_csv_is_byte_for_byte_the_reference_writer():
-    from simulator import data
-
     rows = (data.member_row(9, "seg", i) for i in range(3000))
     reference = b"".join(data.csv_chunks(data.MEMBER_COLUMNS, rows))
     assert b"".join(data.member_csv_chunks(9, "seg", 3000)) == reference
