@@ -1,7 +1,40 @@
 # Shared by the set-up scripts: create or refresh the project's virtual environments.
 # Sourced, not run. A venv is rebuilt only when what it was built from changed.
 
-PYTHON_BIN=${PYTHON:-python3}
+# The interpreter the venvs are built from: $PYTHON if set, else the first of python3,
+# python3.13 ... python3.10 on PATH that is at least Python 3.10.
+find_python() {
+  local candidate
+  for candidate in ${PYTHON:-python3 python3.13 python3.12 python3.11 python3.10}; do
+    if command -v "$candidate" > /dev/null 2>&1 \
+      && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2> /dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  if [ -n "${PYTHON:-}" ]; then
+    echo "error: PYTHON=$PYTHON does not run Python >= 3.10" >&2
+  else
+    echo "error: Python >= 3.10 is needed (python3 or python3.1x on PATH, or set PYTHON)" >&2
+  fi
+  return 1
+}
+PYTHON_BIN=$(find_python)
+
+# Debian/Ubuntu ship `venv` without ensurepip unless pythonX.Y-venv is installed.
+ensure_venv_module() {
+  "$PYTHON_BIN" -c 'import ensurepip, venv' 2> /dev/null && return 0
+  local package
+  package="python$("$PYTHON_BIN" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv"
+  if [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null; then
+    echo "==> installing $package (needed to create virtual environments)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" > /dev/null
+  else
+    echo "error: $PYTHON_BIN cannot create virtual environments; install $package" >&2
+    return 1
+  fi
+}
 
 # pip install without the noise of unused local index locations some machines configure.
 quiet_pip() {
@@ -22,6 +55,7 @@ ensure_venv() {
     return 0
   fi
   echo "==> setting up $dir (pip install $*)"
+  ensure_venv_module
   rm -rf "$dir"
   "$PYTHON_BIN" -m venv "$dir"
   quiet_pip "$dir" --upgrade pip
