@@ -185,7 +185,9 @@ class TapSegments(Tap):
             default=False,
             description=(
                 "After every file of a job is downloaded, mark the job complete at Acoustic "
-                "(PUT /v1/jobs/{id}/status/complete). Opt-in: it changes vendor data."
+                "(PUT /v1/jobs/{id}/status/complete), which deletes its files there. Opt-in: it "
+                "changes vendor data, and it follows the tap's emission of the rows, not the "
+                "target's commit: if the load then fails, the files are gone at Acoustic."
             ),
         ),
     ).to_dict()
