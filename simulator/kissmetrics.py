@@ -3,9 +3,10 @@
 Two hosts, two mounts: ``/kissmetrics-api`` (core: ``GET /core/reports``, whose ``run``
 links point at the query mount) and ``/kissmetrics-query`` (``POST
 /v2/products/{product}/reports/{report}/run`` answers 202 + Location;
-``GET /v2/queries/{id}/status`` answers 200 with ``progress`` until the query is done, then
-201 + Location; ``GET /v2/queries/{id}/results?limit&offset`` pages the rows). Bearer auth.
-Rows per window are deterministic from the report id and the window start.
+``GET /v2/queries/{id}/status`` answers 202 (queued), then 200 with ``progress`` until the
+query is done, then 201 + Location; ``GET /v2/queries/{id}/results?limit&offset`` pages the
+rows, with HAL ``self``/``next`` links). Bearer auth. Rows per window are deterministic from
+the report id and the window start.
 """
 
 from __future__ import annotations
@@ -33,6 +34,21 @@ class KissmetricsConfig:
 
 def _hal(rel: str, name: str, href: str) -> dict[str, t.Any]:
     return {"templated": False, "href": href, "rel": rel, "name": name}
+
+
+def _midnight(moment: dt.datetime) -> dt.datetime:
+    """Midnight (UTC) of the day ``moment`` falls in."""
+    return moment.astimezone(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _date_range(start: str, end: str) -> bool:
+    """Both dates parse (the doc's example: ISO-8601 with an offset) and start < end."""
+    try:
+        first = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
+        last = dt.datetime.fromisoformat(end.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return first.tzinfo is not None and last.tzinfo is not None and first < last
 
 
 class KissmetricsState:
@@ -107,23 +123,37 @@ class KissmetricsCoreApp(VendorApp):
             "kissmetrics_report_results": self.expected_rows(),
         }
 
-    def expected_rows(self, start_date: str | None = None, window_days: int = 1) -> int:
+    def expected_rows(
+        self,
+        start_date: str | None = None,
+        window_days: int = 1,
+        now: dt.datetime | None = None,
+    ) -> int:
         """Rows the tap should emit for windows from ``start_date`` (default: 7 days ago)."""
-        today = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        return sum(self.rows_by_window(start_date, window_days, now).values())
+
+    def rows_by_window(
+        self,
+        start_date: str | None = None,
+        window_days: int = 1,
+        now: dt.datetime | None = None,
+    ) -> dict[tuple[str, str], int]:
+        """Rows per (report id, window start) of every complete UTC-day window from
+        ``start_date`` (or 7 days before ``now``) up to the start of ``now``'s day."""
+        today = _midnight(now or dt.datetime.now(dt.timezone.utc))
         start = (
-            dt.datetime.fromisoformat(start_date.replace("Z", "+00:00")).replace(
-                hour=0, minute=0, second=0, microsecond=0
-            )
+            _midnight(dt.datetime.fromisoformat(start_date.replace("Z", "+00:00")))
             if start_date
             else today - dt.timedelta(days=7)
         )
         size = dt.timedelta(days=window_days)
-        total = 0
+        rows: dict[tuple[str, str], int] = {}
         while start + size <= today:
             day = start.isoformat(timespec="seconds")
-            total += sum(self.state.rows_in_window(r, day) for r in self.state.report_ids)
+            for report_id in self.state.report_ids:
+                rows[(report_id, day)] = self.state.rows_in_window(report_id, day)
             start += size
-        return total
+        return rows
 
     def control(self, request: Request) -> Response | None:
         if request.path == "/runs":
@@ -154,6 +184,8 @@ class KissmetricsQueryApp(VendorApp):
             return error(404, "unknown report")
         body = request.json() or {}
         start = str(body.get("start_date", ""))
+        if not _date_range(start, str(body.get("end_date", ""))):
+            return error(400, "start_date and end_date must be dates, start before end")
         with self.state.lock:
             key = (report_id, start)
             self.state.runs[key] = self.state.runs.get(key, 0) + 1
@@ -181,13 +213,14 @@ class KissmetricsQueryApp(VendorApp):
         self_url = f"{request.base_url}/v2/queries/{query_id}/status"
         needed = self.state.config.polls_to_complete
         if polls < needed:
-            progress = round(polls / needed, 2)
+            # The doc shows 200 while running; a query still queued answers 202 here.
+            status = 202 if polls == 1 else 200
             body = {
-                "meta": {"status": 200},
-                "data": {"completed": False, "progress": progress},
+                "meta": {"status": status},
+                "data": {"completed": False, "progress": round((polls - 1) / needed, 2)},
                 "links": [_hal("self", "Self", self_url)],
             }
-            return json_response(body)
+            return json_response(body, status)
         results_url = f"{request.base_url}/v2/queries/{query_id}/results"
         links = [_hal("self", "Self", self_url)]
         headers = {}
@@ -213,7 +246,14 @@ class KissmetricsQueryApp(VendorApp):
             self.state.row(query["report"], query["start"], i)
             for i in range(offset, min(offset + limit, total))
         ]
-        self_url = f"{request.base_url}/v2/queries/{request.match['query']}/results"
+        results_url = f"{request.base_url}/v2/queries/{request.match['query']}/results"
+        links = [
+            _hal("self", "Self", f"{results_url}?limit={limit}&offset={offset}"),
+            _hal("export", "Export", results_url.replace("/results", "/export")),
+        ]
+        if offset + len(rows) < total:
+            next_url = f"{results_url}?limit={limit}&offset={offset + len(rows)}"
+            links.append(_hal("next", "Next", next_url))
         return json_response(
             {
                 "meta": {"status": 200},
@@ -223,10 +263,7 @@ class KissmetricsQueryApp(VendorApp):
                     "offset": offset,
                     "total": total + self.state.config.total_off_by,
                 },
-                "links": [
-                    _hal("self", "Self", f"{self_url}?limit={limit}&offset={offset}"),
-                    _hal("export", "Export", self_url.replace("/results", "/export")),
-                ],
+                "links": links,
             }
         )
 
