@@ -141,13 +141,18 @@ class TapSegments(Tap):
             "kissmetrics_api_base_url",
             th.StringType,
             default="https://api.kissmetrics.com",
-            description="Kissmetrics core API base URL (the token is sent only to this host and the query host).",
+            description=(
+                "Kissmetrics core API base URL (the token is sent only to this host and the "
+                "query host)."
+            ),
         ),
         th.Property(
             "kissmetrics_query_base_url",
             th.StringType,
             default="https://query.kissmetrics.com",
-            description="Kissmetrics query API base URL; a run link to any other host stops the run.",
+            description=(
+                "Kissmetrics query API base URL; a run link to any other host stops the run."
+            ),
         ),
         _secret("kissmetrics_api_token", "Kissmetrics personal API token (Bearer)."),
         th.Property(
