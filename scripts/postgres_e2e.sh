@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# End to end into a real PostgreSQL: start a throwaway server on 127.0.0.1, run
-# `meltano run tap-segments target-postgres` against the vendor simulator, check every
-# table's row count with SQL against the simulator's truth; then run again with the state
-# meltano saved and check that nothing was duplicated. Installs Debian's `postgresql` when
-# the server binaries are missing (needs root, as in CI).
+# End to end into a real PostgreSQL: start a throwaway server on 127.0.0.1, then against the
+# vendor simulator (scale demo):
+#   1. `meltano run tap-segments target-postgres` with BATCH messages (jsonl.gz files) into
+#      schema segments_batch: every table's row count checked with SQL against the simulator;
+#   2. on a fresh simulator (same seed, so the same data), the same with RECORD messages into
+#      schema segments: counts checked, and every row equal to the BATCH load's;
+#   3. again with the state meltano saved from 2 (incremental): counts unchanged except what
+#      the vendor rightly added, no row of an incremental export written again, and no
+#      export triggered or result file read again at the vendor.
+# Installs Debian's `postgresql` when the server binaries are missing (needs root, as in CI).
+# Stops the server and the simulator, and deletes their files, on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_venv.sh
 . scripts/_simulator.sh
+
+started=$(date +%s)
+step() { echo "==> [$(($(date +%s) - started)) s] $*"; }
 
 ensure_dev_venv
 ensure_meltano_venv
@@ -15,45 +24,78 @@ export MELTANO_SEND_ANONYMOUS_USAGE_STATS=false MELTANO_DISABLE_TRACKING=true
 MELTANO=.venv-meltano/bin/meltano
 
 if ! ls /usr/lib/postgresql/*/bin/pg_ctl > /dev/null 2>&1; then
-  echo "==> installing PostgreSQL (Debian package postgresql)"
+  step "installing PostgreSQL (Debian package postgresql)"
+  if [ "$(id -u)" != 0 ]; then
+    echo "error: PostgreSQL server binaries are missing; install the postgresql package" >&2
+    exit 1
+  fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq postgresql > /dev/null
+  apt-get update -qq
+  apt-get install -y -qq postgresql > /dev/null
 fi
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-PGDATA=$(mktemp -d /tmp/tap-segments-pg.XXXXXX)
+WORK=$(mktemp -d /tmp/tap-segments-pg.XXXXXX)
+PGDATA="$WORK/data"
+BATCHES="$WORK/batches"
 PGPORT=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # PostgreSQL refuses to run as root: run it as the `postgres` user when we are root.
 as_pg() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/bash -c "$*"; else bash -c "$*"; fi; }
-[ "$(id -u)" = 0 ] && chown postgres "$PGDATA"
+mkdir -p "$PGDATA" "$BATCHES"
+chmod 755 "$WORK"  # the server user must reach its data directory inside
+[ "$(id -u)" != 0 ] || chown postgres "$PGDATA"
 
-echo "==> starting PostgreSQL ($PG_BIN) on 127.0.0.1:$PGPORT"
-as_pg "'$PG_BIN/initdb' -D '$PGDATA' -U postgres -A scram-sha-256 --pwfile=<(echo postgres-pass)" > /dev/null
-as_pg "'$PG_BIN/pg_ctl' -D '$PGDATA' -l '$PGDATA/server.log' -w -o \"-c listen_addresses=127.0.0.1 -p $PGPORT -k '$PGDATA'\" start" > /dev/null
 cleanup() {
   stop_simulator
   as_pg "'$PG_BIN/pg_ctl' -D '$PGDATA' -m fast -w stop" > /dev/null 2>&1 || true
-  rm -rf "$PGDATA"
+  rm -rf "$WORK"
 }
 trap cleanup EXIT
-PGPASSWORD=postgres-pass psql -q -h 127.0.0.1 -p "$PGPORT" -U postgres -d postgres \
+
+step "starting PostgreSQL ($("$PG_BIN/postgres" --version)) on 127.0.0.1:$PGPORT"
+as_pg "'$PG_BIN/initdb' -D '$PGDATA' -U postgres -A scram-sha-256 --pwfile=<(echo postgres-pass)" > /dev/null
+# fsync off: a throwaway server, thrown away on exit.
+as_pg "'$PG_BIN/pg_ctl' -D '$PGDATA' -l '$PGDATA/server.log' -w -o \"-c listen_addresses=127.0.0.1 -p $PGPORT -k '$PGDATA' -c fsync=off\" start" > /dev/null
+PGPASSWORD=postgres-pass "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGPORT" \
+  -U postgres -d postgres \
   -c "create role loader login password 'loader-pass'" -c "create database warehouse owner loader"
 
+# The loader's settings, through the environment as meltano reads them.
 export TARGET_POSTGRES_HOST=127.0.0.1 TARGET_POSTGRES_PORT=$PGPORT TARGET_POSTGRES_USER=loader
 export TARGET_POSTGRES_PASSWORD=loader-pass TARGET_POSTGRES_DATABASE=warehouse
 DSN="postgresql://loader:loader-pass@127.0.0.1:$PGPORT/warehouse"
+STATE_ID=postgres-e2e-$$
+COUNTS=(.venv/bin/python scripts/warehouse_counts.py postgres "$DSN")
+CHECKS=(.venv/bin/python scripts/postgres_checks.py)
 
-echo "==> meltano install target-postgres"
+step "meltano install tap-segments target-postgres"
 $MELTANO --log-level=warning install tap-segments target-postgres
 
+export TAP_SEGMENTS_EXPORT_POLL_INTERVAL_SECONDS=1
 start_simulator --scale demo
 trap cleanup EXIT
-export TAP_SEGMENTS_EXPORT_POLL_INTERVAL_SECONDS=1
-STATE_ID=postgres-e2e-$$
 
-echo "==> run 1: meltano run tap-segments target-postgres (full)"
+step "run 1: BATCH messages (jsonl + gzip files in $BATCHES) into schema segments_batch"
+TAP_SEGMENTS_BATCH_CONFIG="{\"encoding\": {\"format\": \"jsonl\", \"compression\": \"gzip\"}, \"storage\": {\"root\": \"file://$BATCHES\"}}" \
+  TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=segments_batch \
+  $MELTANO run --state-id-suffix "$STATE_ID-batch" --full-refresh tap-segments target-postgres
+echo "BATCH files written: $(find "$BATCHES" -name '*.json.gz' | wc -l)"
+"${COUNTS[@]}" segments_batch "$SIMULATOR_URL"
+
+# A fresh simulator with the same seed serves the same data, so run 2 sees what run 1 saw.
+stop_simulator
+start_simulator --scale demo
+trap cleanup EXIT
+
+step "run 2: RECORD messages into schema segments (full)"
 $MELTANO run --state-id-suffix "$STATE_ID" --full-refresh tap-segments target-postgres
-.venv/bin/python scripts/warehouse_counts.py postgres "$DSN" segments "$SIMULATOR_URL"
+"${COUNTS[@]}" segments "$SIMULATOR_URL"
+"${CHECKS[@]}" same "$DSN" segments segments_batch
+MARK=$("${CHECKS[@]}" mark "$DSN" segments)
 
-echo "==> run 2: the same, with the state run 1 saved (incremental: nothing may duplicate)"
+step "run 3: the same with the state run 2 saved (incremental: nothing may duplicate)"
+"${CHECKS[@]}" reset-log "$SIMULATOR_URL"
 $MELTANO run --state-id-suffix "$STATE_ID" tap-segments target-postgres
-.venv/bin/python scripts/warehouse_counts.py postgres "$DSN" segments "$SIMULATOR_URL" --rerun
+"${COUNTS[@]}" segments "$SIMULATOR_URL" --rerun
+"${CHECKS[@]}" rerun "$DSN" segments "$SIMULATOR_URL" "$MARK"
+
+step "PostgreSQL end to end passed"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from simulator.acoustic import AcousticApp, AcousticConfig
 from simulator.artisan import ArtisanApp, ArtisanConfig
+from simulator.faults import FaultSet
 from simulator.indicative import IndicativeApp, IndicativeConfig
 from simulator.kissmetrics import KissmetricsConfig, kissmetrics_apps
 from simulator.server import LoggedRequest, SimServer, VendorApp
@@ -69,7 +70,9 @@ class Simulator:
         raise AttributeError(name)
 
     def start(self) -> Simulator:
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -103,7 +106,7 @@ class Simulator:
         return counts
 
     @property
-    def faults(self):  # type: ignore[no-untyped-def]
+    def faults(self) -> FaultSet:
         return self.server.faults
 
     @property

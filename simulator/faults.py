@@ -19,7 +19,8 @@ class Fault:
     """One switchable fault.
 
     kind: ``status`` (answer ``status`` with optional ``retry_after`` and ``body``),
-    ``html`` (an HTML error page with ``status``, default 200), ``truncated_json`` (the real
+    ``html`` (a text/html error page with ``status``: 200 for a page posing as
+    success, default 500), ``truncated_json`` (the real
     JSON answer cut in the middle), ``cut_download`` (send ``after_bytes`` of the real body, at
     most half of a fixed-length one, then close the connection), ``reset`` (close the socket
     without answering), ``delay`` (sleep ``seconds`` then answer normally).

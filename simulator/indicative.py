@@ -5,7 +5,12 @@ Basic auth (API key : access token). ``GET /service/v1/segments/list``; ``POST
 /service/v1/segments/export/{exportId}`` stays PENDING until the export is done (after
 ``polls_to_complete`` status reads, or ``export_seconds`` of wall time), then answers
 COMPLETE with ``filename``: the URL of a CSV (or gzip) file on this server. Exports older
-than the 48-hour retention answer 404, and their files 403, like expired S3 objects.
+than the 48-hour retention answer 404, and their files 403, like expired S3 objects; tests
+age one export (``age_export``) or move the vendor's whole clock (``advance_clock``).
+
+Control endpoints (under ``/_sim/indicative``): ``POST /touch`` {"segmentId"} refreshes a
+segment's lastRun, ``POST /age`` {"exportId", "hours"}, ``POST /clock`` {"hours"},
+``GET /triggers`` (exports triggered per segmentId), ``GET /stats`` (triggers, status polls).
 """
 
 from __future__ import annotations
@@ -18,10 +23,14 @@ import typing as t
 from dataclasses import dataclass, field
 
 from simulator import data
-from simulator.server import Request, Response, VendorApp, error, json_response
+from simulator.server import BadRequest, Request, Response, VendorApp, error, json_response
 
 RETENTION = dt.timedelta(hours=48)
 BASE_TIME = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
+
+#: Members per segment: one count for all, a count per segment index (absent: 0), or a
+#: function of the segment index.
+RowsPerSegment = int | dict[int, int] | t.Callable[[int], int]
 
 
 @dataclass
@@ -38,12 +47,19 @@ class Export:
 
 @dataclass
 class IndicativeConfig:
+    """Sizes and behaviour of the simulated Indicative project.
+
+    An export is done after ``polls_to_complete`` status reads, or, when ``export_seconds``
+    is set, after that much wall time since its trigger. Exports of ``fail_segments``
+    (segment indexes or segmentIds) end FAILED. ``retry_after`` is sent on status answers.
+    """
+
     segments: int = 5
-    rows_per_segment: int | dict[int, int] = 50
+    rows_per_segment: RowsPerSegment = 50
     polls_to_complete: int = 3
     export_seconds: float | None = None
     gzip: bool = False
-    fail_segments: set[int] = field(default_factory=set)
+    fail_segments: set[int | str] = field(default_factory=set)
     retry_after: str | None = None
     api_key: str = "sim-indicative-key"
     access_token: str = "sim-indicative-token-secret"
@@ -60,6 +76,7 @@ class IndicativeApp(VendorApp):
         self.polls_to_complete = config.polls_to_complete
         self.exports: dict[str, Export] = {}
         self.triggers: dict[str, int] = {}
+        self.clock_offset = dt.timedelta(0)
         self.lock = threading.Lock()
         self.segments = [self._segment(i) for i in range(config.segments)]
         self.route("GET", "/service/v1/segments/list", self.list_segments)
@@ -91,7 +108,9 @@ class IndicativeApp(VendorApp):
 
     def rows_of(self, index: int) -> int:
         rows = self.config.rows_per_segment
-        return rows.get(index, 0) if isinstance(rows, dict) else rows
+        if isinstance(rows, dict):
+            return rows.get(index, 0)
+        return rows(index) if callable(rows) else rows
 
     def member_rows(self, segment_id: str) -> list[dict[str, str]]:
         """The rows an export of this segment holds (for exact comparisons in small tests)."""
@@ -99,20 +118,49 @@ class IndicativeApp(VendorApp):
         assert index is not None
         return [data.member_row(self.seed, segment_id, i) for i in range(self.rows_of(index))]
 
+    def now(self) -> dt.datetime:
+        """The vendor's clock: wall time moved by ``advance_clock``."""
+        return dt.datetime.now(dt.timezone.utc) + self.clock_offset
+
     def touch(self, segment_id: str) -> None:
-        """Refresh a segment: its lastRun becomes now."""
+        """Refresh a segment: its lastRun becomes now. KeyError for an unknown segment."""
         index = self.segment_index(segment_id)
-        assert index is not None
-        self.segments[index]["lastRun"] = data.iso_millis(dt.datetime.now(dt.timezone.utc))
+        if index is None:
+            raise KeyError(segment_id)
+        with self.lock:
+            self.segments[index]["lastRun"] = data.iso_millis(self.now())
 
     def age_export(self, export_id: str, hours: float) -> None:
-        self.exports[export_id].age_offset += dt.timedelta(hours=hours)
+        """Make one export look ``hours`` older (past 48 h: status 404, file 403)."""
+        with self.lock:
+            self.exports[export_id].age_offset += dt.timedelta(hours=hours)
+
+    def advance_clock(self, hours: float) -> None:
+        """Move the vendor's clock: every export so far gets ``hours`` older."""
+        with self.lock:
+            self.clock_offset += dt.timedelta(hours=hours)
 
     def trigger_count(self) -> int:
         return sum(self.triggers.values())
 
     def trigger_counts(self) -> dict[str, int]:
         return {s["segmentId"]: self.triggers.get(s["segmentId"], 0) for s in self.segments}
+
+    def status_polls(self) -> dict[str, int]:
+        """Status reads answered per exportId (404s of expired exports not counted)."""
+        with self.lock:
+            return {export_id: export.polls for export_id, export in self.exports.items()}
+
+    def poll_count(self) -> int:
+        return sum(self.status_polls().values())
+
+    def stats(self) -> dict[str, t.Any]:
+        return {
+            "triggers": self.trigger_counts(),
+            "status_polls": self.status_polls(),
+            "trigger_count": self.trigger_count(),
+            "poll_count": self.poll_count(),
+        }
 
     # -- API -----------------------------------------------------------------------------
 
@@ -126,18 +174,16 @@ class IndicativeApp(VendorApp):
         return json_response(self.segments)
 
     def trigger(self, request: Request) -> Response:
-        body = request.json() or {}
-        segment_id = str(body.get("segmentId", ""))
-        index = self.segment_index(segment_id)
-        if index is None:
+        segment_id = request.json_object().get("segmentId")
+        if not isinstance(segment_id, str) or not segment_id:
+            raise BadRequest("segmentId is required")
+        if self.segment_index(segment_id) is None:
             return error(404, f"unknown segment {segment_id!r}")
         with self.lock:
             self.triggers[segment_id] = self.triggers.get(segment_id, 0) + 1
             count = sum(self.triggers.values())
             export_id = data.stable_uuid(self.seed, "indicative-export", segment_id, count)
-            export = Export(
-                export_id, segment_id, dt.datetime.now(dt.timezone.utc), time.monotonic()
-            )
+            export = Export(export_id, segment_id, self.now(), time.monotonic())
             self.exports[export_id] = export
         return json_response(self.export_object(export, request))
 
@@ -148,8 +194,10 @@ class IndicativeApp(VendorApp):
         with self.lock:
             export.polls += 1
             self.advance(export)
-        headers = {"Retry-After": self.config.retry_after} if self.config.retry_after else {}
-        return json_response(self.export_object(export, request), **headers)
+        answer = json_response(self.export_object(export, request))
+        if self.config.retry_after:
+            answer.headers["Retry-After"] = self.config.retry_after
+        return answer
 
     def file(self, request: Request) -> Response:
         assert request.match is not None
@@ -175,12 +223,13 @@ class IndicativeApp(VendorApp):
             done = export.polls >= self.polls_to_complete
         if done:
             index = self.segment_index(export.segment_id)
-            export.status = "FAILED" if index in self.config.fail_segments else "COMPLETE"
-            export.ended = dt.datetime.now(dt.timezone.utc)
+            failing = self.config.fail_segments
+            fails = index in failing or export.segment_id in failing
+            export.status = "FAILED" if fails else "COMPLETE"
+            export.ended = self.now()
 
     def expired(self, export: Export) -> bool:
-        age = dt.datetime.now(dt.timezone.utc) - export.started + export.age_offset
-        return age > RETENTION
+        return self.now() - export.started + export.age_offset > RETENTION
 
     def export_object(self, export: Export, request: Request) -> dict[str, t.Any]:
         index = t.cast(int, self.segment_index(export.segment_id))
@@ -215,9 +264,24 @@ class IndicativeApp(VendorApp):
         }
 
     def control(self, request: Request) -> Response | None:
-        if request.path == "/touch" and request.method == "POST":
-            self.touch(str(request.json()["segmentId"]))
-            return json_response({"ok": True})
-        if request.path == "/triggers":
+        if request.method == "GET" and request.path == "/triggers":
             return json_response(self.trigger_counts())
-        return None
+        if request.method == "GET" and request.path == "/stats":
+            return json_response(self.stats())
+        if request.method != "POST":
+            return None
+        body = request.json_object()
+        try:
+            if request.path == "/touch":
+                self.touch(str(body["segmentId"]))
+            elif request.path == "/age":
+                self.age_export(str(body["exportId"]), float(body["hours"]))
+            elif request.path == "/clock":
+                self.advance_clock(float(body["hours"]))
+            else:
+                return None
+        except KeyError as exc:
+            return error(404, f"unknown or missing {exc}")
+        except (TypeError, ValueError) as exc:
+            raise BadRequest(f"bad {request.path} body: {exc}") from None
+        return json_response({"ok": True})

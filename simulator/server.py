@@ -7,8 +7,10 @@ base URL is ``http://127.0.0.1:PORT/<prefix>``. A vendor app declares its routes
 request, applies any fault switched on for it, and answers.
 
 Control endpoints for tests in other processes live under ``/_sim``: ``GET /_sim/truth``,
-``GET /_sim/requests``, ``POST /_sim/faults``, ``POST /_sim/reset-log`` and whatever a vendor
-adds under ``/_sim/<vendor>/...``.
+``GET /_sim/requests``, ``POST /_sim/reset-log``, ``POST /_sim/faults`` (one fault spec or a
+list; ``GET`` lists them, ``DELETE`` clears them) and whatever a vendor adds under
+``/_sim/<vendor>/...``. Control requests are not logged; requests to an unmounted prefix are
+(vendor ``""``, status 404).
 """
 
 from __future__ import annotations
@@ -21,12 +23,17 @@ import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from simulator.faults import Fault, FaultSet
 
 Body = bytes | t.Iterable[bytes]
+
+
+class BadRequest(ValueError):
+    """A request the vendor would refuse with 400 (unparseable body, missing field)."""
 
 
 @dataclass
@@ -36,13 +43,26 @@ class Request:
     method: str
     path: str  # below the vendor prefix
     query: dict[str, list[str]]
-    headers: t.Mapping[str, str]
+    headers: Message
     body: bytes
     match: re.Match[str] | None = None
     base_url: str = ""  # http://127.0.0.1:PORT/<prefix>
 
     def json(self) -> t.Any:
-        return json.loads(self.body or b"null")
+        """The body parsed as JSON (None when empty); ``BadRequest`` when it is not JSON."""
+        try:
+            return json.loads(self.body or b"null")
+        except ValueError as exc:
+            raise BadRequest(f"body is not JSON: {exc}") from None
+
+    def json_object(self) -> dict[str, t.Any]:
+        """The body as a JSON object ({} when empty); ``BadRequest`` otherwise."""
+        value = self.json()
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise BadRequest("body must be a JSON object")
+        return value
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -94,7 +114,10 @@ class VendorApp:
                 if not self.authorized(request):
                     return error(401, "Unauthorized: credentials could not be validated")
                 request.match = match
-                return handler(request)
+                try:
+                    return handler(request)
+                except BadRequest as exc:
+                    return error(400, str(exc))
         return error(405 if allowed else 404, f"no route for {request.method} {request.path}")
 
     def tap_config(self, base_url: str) -> dict[str, t.Any]:
@@ -142,7 +165,7 @@ class SimServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def record(self, entry: LoggedRequest) -> None:
         with self.log_lock:
@@ -183,6 +206,7 @@ class SimHandler(BaseHTTPRequestHandler):
             return
         app = self.server.apps.get(prefix)
         if app is None:
+            self.server.record(LoggedRequest("", self.command, split.path, split.query, 404))
             self.send(error(404, f"no vendor mounted at /{prefix}"), head=False)
             return
         request = Request(
@@ -227,10 +251,8 @@ class SimHandler(BaseHTTPRequestHandler):
                 server.log.clear()
             return json_response({"ok": True})
         if path == "/faults" and self.command == "POST":
-            spec = json.loads(body or b"{}")
-            specs = spec if isinstance(spec, list) else [spec]
-            for item in specs:
-                server.faults.add(**item)
+            return self.add_faults(body)
+        if path == "/faults" and self.command == "GET":
             return json_response(server.faults.list())
         if path == "/faults" and self.command == "DELETE":
             server.faults.clear()
@@ -238,11 +260,24 @@ class SimHandler(BaseHTTPRequestHandler):
         vendor, _, rest = path.lstrip("/").partition("/")
         app = server.apps.get(vendor)
         if app is not None:
-            request = Request(self.command, "/" + rest, {}, self.headers, body)
-            handled = app.control(request)
+            request = Request(self.command, "/" + rest, self.query, self.headers, body)
+            try:
+                handled = app.control(request)
+            except BadRequest as exc:
+                return error(400, str(exc))
             if handled is not None:
                 return handled
         return error(404, f"no control endpoint {path}")
+
+    def add_faults(self, body: bytes) -> Response:
+        """``POST /_sim/faults``: one fault spec (JSON object) or a list of them."""
+        try:
+            spec = json.loads(body or b"{}")
+            for item in spec if isinstance(spec, list) else [spec]:
+                self.server.faults.add(**item)
+        except (TypeError, ValueError) as exc:  # not JSON, unknown kind or option
+            return error(400, f"bad fault spec: {exc}")
+        return json_response(self.server.faults.list())
 
     def send(self, response: Response, *, head: bool, fault: Fault | None = None) -> None:
         self.send_response(response.status)

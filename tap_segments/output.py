@@ -25,10 +25,10 @@ skipping SDK per-record work that would change nothing:
 
 Any other record takes the SDK's path, so the output is the same either way.
 
-``FastRecordsMixin`` puts the plan to work in a stream: it overrides the SDK's
-``_write_record_message`` (falling back to it), skips ``_process_record`` when it has
-nothing to do (no partition context to add, no child streams) and samples the clock less
-often in the record counter.
+``FastRecordsMixin`` puts the plan to work in a stream, through the hooks of
+``tap_segments.sdk_adapter.AdaptedStream``: it writes RECORDs itself (falling back to the
+SDK), skips the SDK's per-record processing when it has nothing to do (no partition context
+to add, no child streams) and samples the clock less often in the record counter.
 Everything else of the SDK's ``_sync_records`` still runs for every record: ``post_process``,
 the max-record limit, the record counter, state increments and the periodic STATE message.
 """
@@ -47,7 +47,8 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib.encoding.base import SingerMessageType
 
-from tap_segments.exports.readers import PLAIN_VALUE_TYPES, PlainRow
+from tap_segments.rows import PLAIN_VALUE_TYPES, PlainRow
+from tap_segments.sdk_adapter import AdaptedStream
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
@@ -125,9 +126,9 @@ class FastRecordPlan:
     trust_plain_rows: bool = False
 
     @classmethod
-    def for_stream(cls, stream: Stream) -> FastRecordPlan | None:
+    def for_stream(cls, stream: AdaptedStream) -> FastRecordPlan | None:
         """The plan, or None when the SDK's record path could change a record."""
-        writer = stream._tap.message_writer
+        writer = stream.tap.message_writer
         if not isinstance(writer, TapMessageWriter):
             return None
         maps = stream.stream_maps
@@ -205,11 +206,10 @@ class _Unplanned:
 _UNPLANNED = _Unplanned()
 
 
-class FastRecordsMixin(Stream):
+class FastRecordsMixin(AdaptedStream):
     """Write the records that qualify with ``TapMessageWriter.write_record``.
 
-    Put it before the SDK stream class in the bases. Call ``reset_fast_record_plan`` after
-    changing the stream's schema or its stream maps.
+    Call ``reset_fast_record_plan`` after changing the stream's schema or its stream maps.
     """
 
     _fast_record_plan: FastRecordPlan | _Unplanned | None = _UNPLANNED
@@ -219,28 +219,26 @@ class FastRecordsMixin(Stream):
     def reset_fast_record_plan(self) -> None:
         self._fast_record_plan = _UNPLANNED
 
-    def _write_record_message(self, record: Record) -> None:
+    def write_record(self, record: Record) -> None:
         plan = self._fast_record_plan
         if isinstance(plan, _Unplanned):
             plan = self._fast_record_plan = FastRecordPlan.for_stream(self)
         if plan is None:
-            super()._write_record_message(record)
+            super().write_record(record)
             return
         if type(record) is PlainRow and plan.trust_plain_rows and self._plain_partition:
             fast = record.keys() <= t.cast(frozenset, plan.schema_keys)
         else:
             fast = plan.accepts(record)
         if not fast:
-            super()._write_record_message(record)
+            super().write_record(record)
             return
-        plan.writer.write_record(plan.stream_alias, record, self._stream_version)
+        plan.writer.write_record(plan.stream_alias, record, self.stream_version)
         self.state_manager.is_flushed = False
 
-    def _get_state_partition_context(self, context: Context | None) -> Context | None:
+    def on_state_partition(self, partition: Context | None) -> None:
         """The SDK adds this context's values to records that lack them: note their types."""
-        partition = super()._get_state_partition_context(context)
         self._plain_partition = not partition or _all_plain(map(type, partition.values()))
-        return partition
 
     def get_record_counter(
         self,
@@ -254,13 +252,7 @@ class FastRecordsMixin(Stream):
             return counter
         return SampledCounter(counter.metric, counter.tags, log_interval=counter.log_interval)
 
-    def _process_record(
-        self,
-        record: Record,
-        child_context: Context | None = None,
-        partition_context: Context | None = None,
-    ) -> None:
-        """The SDK's, when it has something to do: a partition context to add to the record,
-        or child streams to sync. Without either it does nothing but copy the context."""
-        if partition_context or self.child_streams:
-            super()._process_record(record, child_context, partition_context)
+    def needs_record_processing(self, partition_context: Context | None) -> bool:
+        """The SDK's processing, only when it has something to do: a partition context to
+        add to the record, or child streams to sync."""
+        return bool(partition_context or self.child_streams)

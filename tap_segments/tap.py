@@ -1,12 +1,18 @@
-"""The tap: its settings schema and the list of streams of every enabled vendor.
+"""The tap: the vendors' settings joined, one client per enabled vendor, and its streams.
 
-Everything vendor-specific lives in ``tap_segments/vendors/<vendor>/``; the async-export
-machinery shared by all of them lives in ``tap_segments/exports/``.
+Everything vendor-specific lives in ``tap_segments/vendors/<vendor>/`` (settings, client,
+streams); the async-export machinery shared by all of them lives in
+``tap_segments/exports/``. ``cli()`` is the ``tap-segments`` command: the SDK's CLI, with
+every way a run can end (an error, bad state, SIGTERM, a target that stops reading) said in
+one line that names the vendor and what failed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
 import sys
 import typing as t
 
@@ -14,232 +20,165 @@ import click
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, FatalAPIError, RetriableAPIError
-from singer_sdk.plugin_base import _ConfigInput
+from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_segments import redaction
-from tap_segments.client import VendorStream
-from tap_segments.exports.engine import parse_timestamp
+from tap_segments.errors import SettingsError, StateError, TapSegmentsError, Terminated
+from tap_segments.exports.streams import AsyncExportStream
 from tap_segments.output import TapMessageWriter
-from tap_segments.vendors import VENDORS, enabled_vendors
+from tap_segments.sdk_adapter import AdaptedTap, ConfigInput
+from tap_segments.settings import CommonSettings
+from tap_segments.vendors import VENDORS, Vendor, enabled_vendors
 
-StringList = th.ArrayType(th.StringType)
-#: The job categories the Acoustic Exchange doc names.
-ACOUSTIC_JOB_CATEGORIES = ("SEGMENT_EXPORT", "IDENTITY_IMPORT", "SEGMENT_POPULATE_DB")
-
-
-def _secret(name: str, description: str) -> th.Property:
-    return th.Property(name, th.StringType, secret=True, description=description)
+if t.TYPE_CHECKING:
+    from tap_segments.vendors.client import VendorClient
 
 
-class TapSegments(Tap):
+def settings_schema() -> dict[str, t.Any]:
+    """The config schema: the shared settings, then each vendor's, declared once each."""
+    properties = CommonSettings.properties()
+    for vendor in VENDORS:
+        properties += vendor.settings.properties()
+    return th.PropertiesList(*properties).to_dict()
+
+
+def check_state(state: t.Any, where: str) -> dict[str, t.Any]:
+    """A state the tap can resume from, or ``StateError`` saying what is wrong with it."""
+    if not isinstance(state, dict):
+        raise StateError(f"The {where} is a JSON {type(state).__name__}, not an object.")
+    bookmarks = state.get("bookmarks", {})
+    if not isinstance(bookmarks, dict):
+        raise StateError(
+            f"The {where} has 'bookmarks' as {type(bookmarks).__name__}, not an object."
+        )
+    for stream, value in bookmarks.items():
+        if not isinstance(value, dict):
+            raise StateError(
+                f"The {where} has the bookmark of stream {stream} as {type(value).__name__}, "
+                "not an object; fix or remove it and run again."
+            )
+    return state
+
+
+def read_state(text: str, where: str) -> dict[str, t.Any]:
+    try:
+        state = json.loads(text) if text.strip() else {}
+    except ValueError as exc:
+        raise StateError(
+            f"The {where} is not JSON ({exc}); pass the last STATE the tap printed."
+        ) from None
+    return check_state(state, where)
+
+
+class TapSegments(AdaptedTap):
     """Singer tap for Artisan, Indicative, Kissmetrics and Acoustic Exchange."""
 
     name = "tap-segments"
     #: msgspec encoding; RECORDs buffered until the next STATE/SCHEMA (see tap_segments.output).
     message_writer_class = TapMessageWriter
-
-    config_jsonschema = th.PropertiesList(
-        # --- shared ---------------------------------------------------------------
-        th.Property(
-            "start_date",
-            th.DateTimeType,
-            description="Earliest data for incremental streams (ISO-8601).",
-        ),
-        th.Property(
-            "export_poll_interval_seconds",
-            th.NumberType(minimum=0),
-            default=2,
-            description="First wait between polls of an export job; it grows on each poll.",
-        ),
-        th.Property(
-            "export_poll_max_interval_seconds",
-            th.NumberType(minimum=0),
-            default=60,
-            description="Cap of the growing wait between polls of an export job.",
-        ),
-        th.Property(
-            "export_timeout_seconds",
-            th.NumberType(exclusive_minimum=0),
-            default=14400,
-            description="Give up on one export job after this many seconds since it started.",
-        ),
-        th.Property(
-            "max_concurrent_exports",
-            th.IntegerType(minimum=1),
-            default=4,
-            description="Export jobs triggered, polled and downloaded at the same time.",
-        ),
-        th.Property(
-            "request_timeout_seconds",
-            th.NumberType(exclusive_minimum=0),
-            default=300,
-            description="Timeout of each HTTP request, in seconds.",
-        ),
-        th.Property(
-            "http_max_tries",
-            th.IntegerType(minimum=1),
-            default=6,
-            description="Tries of one HTTP request on 429, 5xx and connection errors.",
-        ),
-        th.Property(
-            "http_retry_base_seconds",
-            th.NumberType(exclusive_minimum=0),
-            default=1,
-            description=(
-                "First wait before retrying a request; doubles on each try, never shorter "
-                "than the vendor's Retry-After."
-            ),
-        ),
-        # --- Artisan --------------------------------------------------------------
-        th.Property(
-            "artisan_base_url",
-            th.StringType,
-            default="https://artisantools.com",
-            description="Artisan API base URL.",
-        ),
-        _secret("artisan_public_api_key", "Artisan public API key (header `public-api-key`)."),
-        _secret(
-            "artisan_secret_api_key",
-            'Artisan secret API key (header `Authorization: Token token="..."`).',
-        ),
-        th.Property("artisan_app_ids", StringList, description="Limit to these Artisan apps."),
-        th.Property(
-            "artisan_profile_ids",
-            StringList,
-            description="Artisan (device) IDs whose profiles are fetched directly.",
-        ),
-        th.Property(
-            "artisan_shared_user_ids",
-            StringList,
-            description="Shared User IDs whose profiles are fetched directly (`source=custom`).",
-        ),
-        th.Property(
-            "artisan_callback_url",
-            th.StringType,
-            description=(
-                "Optional `callbackUrl` passed to Artisan export requests. Never required: "
-                "the tap polls the job."
-            ),
-        ),
-        # --- Indicative -----------------------------------------------------------
-        th.Property(
-            "indicative_base_url",
-            th.StringType,
-            default="https://query.indicative.com",
-            description="Indicative (mParticle Analytics) query API base URL.",
-        ),
-        _secret("indicative_api_key", "Indicative API key (Basic auth user)."),
-        _secret("indicative_access_token", "Indicative access token (Basic auth password)."),
-        th.Property(
-            "indicative_segment_ids",
-            StringList,
-            description="Limit to these Indicative segment IDs (default: all segments).",
-        ),
-        # --- Kissmetrics ----------------------------------------------------------
-        th.Property(
-            "kissmetrics_api_base_url",
-            th.StringType,
-            default="https://api.kissmetrics.com",
-            description=(
-                "Kissmetrics core API base URL (the token is sent only to this host and the "
-                "query host)."
-            ),
-        ),
-        th.Property(
-            "kissmetrics_query_base_url",
-            th.StringType,
-            default="https://query.kissmetrics.com",
-            description=(
-                "Kissmetrics query API base URL; a run link to any other host stops the run."
-            ),
-        ),
-        _secret("kissmetrics_api_token", "Kissmetrics personal API token (Bearer)."),
-        th.Property(
-            "kissmetrics_report_ids",
-            StringList,
-            description="Limit to these Kissmetrics report IDs (default: all reports).",
-        ),
-        th.Property(
-            "kissmetrics_window_days",
-            th.IntegerType(minimum=1),
-            default=1,
-            description="Size in days of each report run's date window.",
-        ),
-        # --- Acoustic Exchange ----------------------------------------------------
-        th.Property(
-            "acoustic_base_url",
-            th.StringType,
-            description="The Acoustic Exchange account's assigned base URL (required to enable).",
-        ),
-        _secret("acoustic_auth_key", "Acoustic Exchange authentication key (Bearer)."),
-        th.Property(
-            "acoustic_job_categories",
-            th.ArrayType(th.StringType(allowed_values=list(ACOUSTIC_JOB_CATEGORIES))),
-            default=["SEGMENT_EXPORT", "IDENTITY_IMPORT", "SEGMENT_POPULATE_DB"],
-            description="Job categories to read.",
-        ),
-        th.Property(
-            "acoustic_endpoint_id",
-            th.StringType,
-            description="Only jobs of this endpoint (`endpointId` filter).",
-        ),
-        th.Property(
-            "acoustic_mark_complete",
-            th.BooleanType,
-            default=False,
-            description=(
-                "After every file of a job is downloaded, mark the job complete at Acoustic "
-                "(PUT /v1/jobs/{id}/status/complete), which deletes its files there. Opt-in: it "
-                "changes vendor data, and it follows the tap's emission of the rows, not the "
-                "target's commit: if the load then fails, the files are gone at Acoustic."
-            ),
-        ),
-    ).to_dict()
+    config_jsonschema = settings_schema()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        state = kwargs.get("state")
+        if isinstance(state, dict):
+            check_state(state, "state")
+        self._clients: dict[str, VendorClient] | None = None
+        self._common: CommonSettings | None = None
         super().__init__(*args, **kwargs)
-        redaction.install(redaction.secret_values(self.config, self.config_jsonschema))
-        self._check_start_date()
+        redaction.install(str(self.config[n]) for n in self.secret_names() if self.config.get(n))
 
-    def _check_start_date(self) -> None:
-        """JSON schema's ``format`` is not enforced by the SDK: check the one date we take."""
-        value = self.config.get("start_date")
-        if not value:
-            return
-        try:
-            parse_timestamp(str(value))
-        except ValueError:
-            msg = f"start_date {value!r} is not an ISO-8601 date-time (e.g. 2026-01-31T00:00:00Z)."
-            raise ConfigValidationError(msg, errors=[msg]) from None
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        super().append_builtin_config(config_jsonschema)
+        for name, spec in EMIT_ACTIVATE_VERSION_CONFIG["properties"].items():
+            config_jsonschema["properties"].setdefault(name, spec)
+
+    @classmethod
+    def secret_names(cls) -> list[str]:
+        return [name for v in VENDORS for name in v.settings.secret_names()]
+
+    # -- settings and clients --------------------------------------------------------------
+
+    @property
+    def common(self) -> CommonSettings:
+        if self._common is None:
+            try:
+                self._common = CommonSettings.from_config(self.config)
+            except ValueError as exc:
+                raise SettingsError(f"Invalid setting: {exc}") from None
+        return self._common
+
+    def vendors(self) -> list[Vendor]:
+        """The vendors of this run: credentials set, and listed in ``vendors`` if that is set."""
+        only = self.common.vendors
+        vendors = enabled_vendors(self.config, only)
+        unconfigured = [v for v in VENDORS if v.name in only and v not in vendors]
+        if unconfigured:
+            raise SettingsError(
+                "tap-segments: the setting vendors lists "
+                + "; ".join(
+                    f"{v.name} (set {', '.join(v.credential_settings)})" for v in unconfigured
+                )
+                + ", whose credentials are not set."
+            )
+        if not vendors:
+            hints = "; ".join(f"{v.label}: {', '.join(v.credential_settings)}" for v in VENDORS)
+            raise SettingsError(
+                f"No vendor is configured. Set the credentials of at least one vendor ({hints})."
+            )
+        return vendors
+
+    def clients(self) -> dict[str, VendorClient]:
+        """One client per vendor of the run, shared by that vendor's streams."""
+        if self._clients is None:
+            common = self.common
+            clients = {}
+            for vendor in self.vendors():
+                try:
+                    clients[vendor.name] = vendor.make_client(self.config, common, self.logger)
+                except ValueError as exc:
+                    raise SettingsError(f"{vendor.label}: {exc}") from None
+            self._clients = clients
+        return self._clients
 
     def discover_streams(self) -> list[Stream]:
-        """Return the streams of every vendor whose credentials are configured."""
-        vendors = enabled_vendors(self.config)
-        if not vendors:
-            hints = "; ".join(
-                f"{vendor.label}: {', '.join(vendor.required_settings)}" for vendor in VENDORS
-            )
-            msg = f"No vendor is configured. Set the credentials of at least one vendor ({hints})."
-            raise ConfigValidationError(msg, errors=[msg])
-        return [stream_class(tap=self) for vendor in vendors for stream_class in vendor.streams]
+        """The streams of every vendor of the run, each holding its vendor's client."""
+        clients = self.clients()
+        return [
+            stream_class(tap=self, api=clients[vendor.name])
+            for vendor in self.vendors()
+            for stream_class in vendor.streams
+        ]
+
+    def stop(self, reason: BaseException) -> None:
+        """The run is ending early: exports whose trigger was sent reach the state, and on a
+        signal the whole state is written once more (a target that stopped reading gets
+        nothing more)."""
+        try:
+            for stream in self.streams.values():
+                if isinstance(stream, AsyncExportStream):
+                    stream.stop_exports()
+            if isinstance(reason, Terminated):
+                self.write_state_now()
+        except BrokenPipeError:
+            pass
+
+    # -- --test ----------------------------------------------------------------------------
 
     def check_connections(self) -> bool:
-        """One cheap request per enabled vendor; log which vendor failed and why."""
+        """One cheap request per vendor of the run; log which vendor failed and why."""
         healthy = True
-        for vendor in enabled_vendors(self.config):
-            first = next(s for s in self.streams.values() if isinstance(s, vendor.streams[0]))
-            stream = t.cast(VendorStream, first)
+        for client in self.clients().values():
             try:
-                stream.send("GET", vendor.check_path)
+                asked = client.check()
             except Exception as exc:  # report every vendor, then fail
                 healthy = False
-                reason = str(exc) if str(exc).startswith(vendor.label) else f"{vendor.label}: {exc}"
+                label = client.vendor_label
+                reason = str(exc) if str(exc).startswith(label) else f"{label}: {exc}"
                 self.logger.error("Connection test failed: %s", reason)
             else:
-                self.logger.info(
-                    "%s: connection test passed (GET %s).", vendor.label, vendor.check_path
-                )
+                self.logger.info("%s: connection test passed (%s).", client.vendor_label, asked)
         return healthy
 
     @classmethod
@@ -252,22 +191,86 @@ class TapSegments(Tap):
         if value != CliTestOptionValue.All.value:
             super().cb_test(ctx, param, value)
             return
-        config: _ConfigInput = ctx.params.get("config", _ConfigInput())
+        config: ConfigInput = ctx.params.get("config", ConfigInput())
         tap = cls(config=config.config, parse_env_config=config.parse_env, validate_config=True)
         ctx.exit(0 if tap.check_connections() else 1)
 
+    @classmethod
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: ConfigInput | None = None,
+        state: t.IO[str] | None = None,
+        catalog: t.IO[str] | None = None,
+    ) -> None:
+        """The SDK's, reading the state file itself so that a bad one is one clear line."""
+        super(Tap, cls).invoke(about=about, about_format=about_format)  # --about
+        cls.print_version(print_fn=cls.logger.info)
+        config = config or ConfigInput()
+        where = f"state file {getattr(state, 'name', 'given')}"
+        tap = cls(
+            config=config.config,
+            state=None if state is None else read_state(state.read(), where),
+            catalog=None if catalog is None else json.loads(catalog.read()),
+            parse_env_config=config.parse_env,
+            validate_config=True,
+        )
+        try:
+            tap.sync_all()
+        except BaseException as exc:
+            tap.stop(exc)
+            raise
+
+
+def _stdout_gone() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
 
 def cli() -> None:
-    """The ``tap-segments`` command: the SDK's CLI, with the tap's own errors on one line.
+    """The ``tap-segments`` command: the SDK's CLI, every ending said in one line.
 
-    Errors the tap raises on purpose (``TapSegmentsError``: they name vendor, endpoint, job or
-    file) and API errors left after the retries end the run with one ERROR line and exit 1;
-    anything unexpected keeps its traceback.
+    Errors the tap raises on purpose name the vendor and the endpoint, file, setting or
+    state; API errors left after the retries name the endpoint. SIGTERM (and SIGINT) end
+    the run with exit 143 (130) after the state is written; a target that stops reading
+    ends it at once. Anything unexpected is one ERROR line too, its traceback logged at
+    DEBUG level.
     """
+    logger = logging.getLogger(TapSegments.name)
     try:
         TapSegments.cli()
-    except (FatalAPIError, RetriableAPIError) as exc:
-        logging.getLogger(TapSegments.name).error("%s", exc)
+    except (TapSegmentsError, FatalAPIError, RetriableAPIError) as exc:
+        logger.error("%s", redaction.scrub(str(exc)))
+        sys.exit(1)
+    except ConfigValidationError as exc:
+        logger.error("tap-segments: invalid settings: %s", "; ".join(exc.errors) or exc)
+        sys.exit(1)
+    except Terminated as exc:
+        signum = exc.args[0] if exc.args else signal.SIGTERM
+        logger.error(
+            "tap-segments: stopped by %s; the last STATE printed is where a restart resumes "
+            "(exports already triggered are polled, not triggered again).",
+            signal.Signals(signum).name,
+        )
+        sys.exit(128 + signum)
+    except BrokenPipeError:
+        _stdout_gone()
+        logger.error(
+            "tap-segments: the target stopped reading (broken pipe); the run ends here. The "
+            "last STATE the target received is where a restart resumes."
+        )
+        sys.exit(1)
+    except Exception as exc:
+        logger.error(
+            "tap-segments: unexpected %s: %s", exc.__class__.__name__, redaction.scrub(str(exc))
+        )
+        logger.debug("Traceback of the unexpected error", exc_info=True)
         sys.exit(1)
 
 

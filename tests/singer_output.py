@@ -19,6 +19,23 @@ from tap_segments.tap import TapSegments
 REPO = Path(__file__).resolve().parents[1]
 
 
+#: Per stream, the key a row keeps across runs (ids a new export mints left out).
+STABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "acoustic_jobs": ("jobCategory", "jobId"),
+    "acoustic_scheduled_jobs": ("jobId",),
+    "acoustic_segment_data": ("jobId", "file_name", "row_number"),
+    "artisan_apps": ("id",),
+    "artisan_segments": ("app_id", "id"),
+    "artisan_jobs": ("id",),
+    "artisan_profiles": ("app_id", "identifier"),
+    "artisan_segment_members": ("app_id", "segment_id", "row_number"),
+    "indicative_segments": ("segmentId",),
+    "indicative_segment_exports": ("segmentId",),
+    "indicative_segment_members": ("segmentId", "row_number"),
+    "kissmetrics_reports": ("id",),
+    "kissmetrics_report_results": ("report_id", "window_start", "row_number"),
+}
+
 #: Every CLI run of the test session, with its config: the session-wide secrets check reads it.
 CLI_RUNS: list[tuple[dict, str]] = []
 

@@ -1,8 +1,10 @@
 """The vendor-neutral async-export engine: trigger, poll with a growing wait, hand back results.
 
 Every vendor's asynchronous export (Artisan segment/profile exports, Indicative segment
-exports, Kissmetrics report runs, ...) is driven by one ``ExportRunner``. A vendor supplies
-only an ``ExportAPI``: how to trigger one export and how to read its status. The runner
+exports, Kissmetrics report runs, Acoustic's READY_FOR_DOWNLOAD jobs) is driven by one
+``ExportRunner``. A vendor client supplies only an ``ExportAPI``: how to start one export
+(trigger it, or adopt a job the vendor already made) and how to read its status, mapped
+to ``ExportStatus`` with a ``StatusMapping``. The runner
 
 - resumes jobs recorded in state instead of triggering them again (unless they are older than
   the vendor's retention, or the vendor no longer knows them),
@@ -10,7 +12,9 @@ only an ``ExportAPI``: how to trigger one export and how to read its status. The
   never shorter than a ``Retry-After`` the vendor sent,
 - runs up to ``max_concurrent`` jobs at once in worker threads, so the total wall time follows
   the slowest job rather than the sum,
-- gives up on a job after ``timeout`` seconds since it started, naming it.
+- gives up on a job after ``timeout`` seconds since it started, naming it,
+- on a stop (an error in the caller, SIGTERM), lets a trigger already sent finish, so that
+  its job id reaches the state and a restart polls it instead of triggering it again.
 
 Workers never emit records or state: they report ``ExportEvent`` objects to the caller's
 thread, which writes state and records (see ``tap_segments.exports.streams``).
@@ -18,16 +22,29 @@ thread, which writes state and records (see ``tap_segments.exports.streams``).
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import enum
 import logging
 import queue
 import threading
 import typing as t
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from tap_segments.errors import ExportFailedError, ExportTimeoutError, MalformedResponseError
+from tap_segments.exports.download import ExportFile
+from tap_segments.exports.state import ExportJob
+from tap_segments.timeutil import now as utc_now
+
+if t.TYPE_CHECKING:
+    from tap_segments.settings import CommonSettings
+
+#: How long a stop waits for a trigger request already sent to come back.
+TRIGGER_GRACE_SECONDS = 30.0
+#: How long a stop then waits for the other workers to notice it (so that they log nothing
+#: after the run's last line).
+STOP_WAIT_SECONDS = 2.0
 
 
 class ExportStatus(str, enum.Enum):
@@ -48,41 +65,6 @@ class ExportRequest:
 
 
 @dataclass
-class ExportJob:
-    """A triggered export as recorded in state; ``data`` is whatever the vendor needs to poll."""
-
-    key: str
-    job_id: str
-    started_at: str
-    data: dict[str, t.Any] = field(default_factory=dict)
-
-    def to_state(self) -> dict[str, t.Any]:
-        return {"job_id": self.job_id, "started_at": self.started_at, "data": self.data}
-
-    @classmethod
-    def from_state(cls, key: str, value: t.Mapping[str, t.Any]) -> ExportJob:
-        return cls(
-            key=key,
-            job_id=str(value["job_id"]),
-            started_at=str(value["started_at"]),
-            data=dict(value.get("data") or {}),
-        )
-
-    def age(self, now: dt.datetime) -> dt.timedelta:
-        return now - parse_timestamp(self.started_at)
-
-
-@dataclass(frozen=True)
-class ExportFile:
-    """One result file of a finished export."""
-
-    url: str
-    name: str
-    format: str | None = None  # "csv", "json", "jsonl"; None = detect from the bytes
-    authenticated: bool = False  # send the vendor's credentials with the download
-
-
-@dataclass
 class PollResult:
     """What one status request said."""
 
@@ -94,11 +76,69 @@ class PollResult:
     retry_after: float | None = None
 
 
-class ExportAPI(t.Protocol):
-    """The vendor side of an async export."""
+@dataclass(frozen=True)
+class StatusMapping:
+    """A vendor's status words (any case), and what a finished job must carry."""
 
-    vendor_label: str
-    export_retention: dt.timedelta | None
+    running: frozenset[str]
+    completed: frozenset[str]
+    failed: frozenset[str]
+
+    def status(self, value: t.Any, where: str) -> ExportStatus:
+        """The ``ExportStatus`` of a status word; an unknown word is an error naming it."""
+        word = str(value or "").strip().upper()
+        for words, status in (
+            (self.running, ExportStatus.RUNNING),
+            (self.completed, ExportStatus.COMPLETED),
+            (self.failed, ExportStatus.FAILED),
+        ):
+            if word in words:
+                return status
+        raise MalformedResponseError(f"{where} answered an unknown job status {value!r}.")
+
+    def result(
+        self,
+        value: t.Any,
+        where: str,
+        files: t.Callable[[], list[ExportFile]],
+        detail: dict[str, t.Any],
+        file_field: str,
+    ) -> PollResult:
+        """The poll result of a job object.
+
+        A job reported complete whose file is not there yet (Artisan's REST sample shows
+        ``"status":"completed","result_url":null``) is still running: it is polled again
+        until the file appears, bounded by ``export_timeout_seconds``.
+        """
+        status = self.status(value, where)
+        if status is not ExportStatus.COMPLETED:
+            return PollResult(status, detail=detail, message=str(value))
+        found = files()
+        if not found:
+            return PollResult(
+                ExportStatus.RUNNING, detail=detail, message=f"{value}, {file_field} not yet set"
+            )
+        return PollResult(status, files=found, detail=detail, message=str(value))
+
+
+def status_words(*words: str) -> frozenset[str]:
+    return frozenset(word.upper() for word in words)
+
+
+class ExportAPI(t.Protocol):
+    """The vendor side of an async export (a vendor client implements it)."""
+
+    @property
+    def vendor_label(self) -> str: ...
+
+    @property
+    def export_retention(self) -> dt.timedelta | None:
+        """How long the vendor keeps a job; older jobs in state are triggered afresh."""
+
+    @property
+    def triggers_jobs(self) -> bool:
+        """False when the vendor makes the jobs itself: the tap adopts them (nothing is sent
+        to start them, so nothing needs remembering in state)."""
 
     def trigger_export(self, request: ExportRequest) -> ExportJob: ...
 
@@ -114,12 +154,12 @@ class ExportSettings:
     growth: float = 1.5
 
     @classmethod
-    def from_config(cls, config: t.Mapping[str, t.Any]) -> ExportSettings:
+    def from_settings(cls, settings: CommonSettings) -> ExportSettings:
         return cls(
-            poll_interval=float(config.get("export_poll_interval_seconds", 2)),
-            poll_max_interval=float(config.get("export_poll_max_interval_seconds", 60)),
-            timeout=float(config.get("export_timeout_seconds", 14400)),
-            max_concurrent=max(1, int(config.get("max_concurrent_exports", 4))),
+            poll_interval=settings.export_poll_interval_seconds,
+            poll_max_interval=settings.export_poll_max_interval_seconds,
+            timeout=settings.export_timeout_seconds,
+            max_concurrent=settings.max_concurrent_exports,
         )
 
 
@@ -139,41 +179,12 @@ class ExportEvent:
     resumed: bool = False
 
 
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def parse_timestamp(value: str) -> dt.datetime:
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
-
-
 def poll_waits(settings: ExportSettings) -> t.Iterator[float]:
     """The growing wait between polls: interval, interval*growth, ... capped at the max."""
     wait = settings.poll_interval
     while True:
         yield min(wait, settings.poll_max_interval)
         wait = min(wait * settings.growth, settings.poll_max_interval)
-
-
-def map_status(
-    value: t.Any,
-    *,
-    where: str,
-    running: t.Collection[str],
-    completed: t.Collection[str],
-    failed: t.Collection[str],
-) -> ExportStatus:
-    """Map a vendor's status word (any case) to an ``ExportStatus``; unknown words are errors."""
-    word = str(value or "").strip().upper()
-    for words, status in (
-        (running, ExportStatus.RUNNING),
-        (completed, ExportStatus.COMPLETED),
-        (failed, ExportStatus.FAILED),
-    ):
-        if word in words:
-            return status
-    raise MalformedResponseError(f"{where} answered an unknown job status {value!r}.")
 
 
 class _Stopped(Exception):
@@ -199,6 +210,9 @@ class ExportRunner:
         self._stop = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
         self._outstanding = 0
+        self._futures: list[Future[None]] = []
+        self._triggering = 0  # trigger requests sent and not yet answered
+        self._triggering_done = threading.Condition()
 
     # -- public -------------------------------------------------------------------------
 
@@ -209,13 +223,14 @@ class ExportRunner:
                 max_workers=self.settings.max_concurrent, thread_name_prefix="export"
             )
         self._outstanding += 1
-        self._pool.submit(self._drive, request, resume)
+        context = contextvars.copy_context()  # the stream's name, for request metrics
+        self._futures.append(self._pool.submit(context.run, self._drive, request, resume))
 
     def events(self) -> t.Iterator[ExportEvent]:
         """Yield events until every submitted export has finished or failed.
 
-        Closing the iterator early (an error in the caller) stops the workers; jobs they
-        had triggered stay in the caller's state, ready to be resumed by the next run.
+        Closing the iterator early (an error in the caller, SIGTERM) stops the workers;
+        jobs they had triggered stay in the caller's state, ready to be resumed.
         """
         try:
             while self._outstanding:
@@ -231,6 +246,26 @@ class ExportRunner:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+    def stop_and_collect_started(self, grace: float = TRIGGER_GRACE_SECONDS) -> list[ExportEvent]:
+        """Stop the workers; wait (up to ``grace`` s) for trigger requests already sent to
+        come back, and return every ``started`` event not yet handed to the caller."""
+        self._stop.set()
+        with self._triggering_done:
+            self._triggering_done.wait_for(lambda: self._triggering == 0, timeout=grace)
+        for future in self._futures:
+            future.cancel()
+        wait(self._futures, timeout=STOP_WAIT_SECONDS)
+        started = []
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if event.kind == "started":
+                started.append(event)
+        self.close()
+        return started
 
     # -- worker -------------------------------------------------------------------------
 
@@ -272,17 +307,27 @@ class ExportRunner:
 
     def _trigger(self, request: ExportRequest) -> ExportJob:
         self._check_stopped()
-        job = self.api.trigger_export(request)
-        self._check_stopped()  # the run is ending: stay quiet, the caller no longer listens
-        self.logger.info(
-            "%s export %s triggered for %s.", self.api.vendor_label, job.job_id, request.key
-        )
-        self._events.put(ExportEvent("started", request, job=job))
+        with self._triggering_done:
+            self._triggering += 1
+        try:
+            job = self.api.trigger_export(request)
+            # Reported even when the run is stopping: the vendor has started the job, so
+            # its id must reach the state (a restart polls it instead of a second trigger).
+            self._events.put(ExportEvent("started", request, job=job))
+        finally:
+            with self._triggering_done:
+                self._triggering -= 1
+                self._triggering_done.notify_all()
+        self._check_stopped()
+        if self.api.triggers_jobs:
+            self.logger.info(
+                "%s export %s triggered for %s.", self.api.vendor_label, job.job_id, request.key
+            )
         return job
 
     def _poll_until_done(self, request: ExportRequest, job: ExportJob) -> PollResult:
         waits = poll_waits(self.settings)
-        last_progress: tuple[ExportStatus, float | None] | None = None
+        last_progress: tuple[ExportStatus, float | None, str | None] | None = None
         retriggered = False
         while True:
             self._check_stopped()
@@ -321,7 +366,7 @@ class ExportRunner:
                 retriggered = True
                 waits = poll_waits(self.settings)
                 continue
-            progress = (result.status, result.progress)
+            progress = (result.status, result.progress, result.message)
             if progress != last_progress:
                 self.logger.info(
                     "%s export %s for %s: %s%s",

@@ -1,9 +1,14 @@
 """Streaming readers for export result files: bytes in, rows out, in bounded memory.
 
 A result file is never read whole. ``decode_rows`` wraps a binary stream in a large read
-buffer, detects gzip by its magic bytes (whatever ``Content-Encoding`` said), detects the
-format when the vendor does not say it (``[`` JSON array, ``{`` JSON lines, else CSV with a
-header) and yields one dict per row.
+buffer, detects gzip by its magic bytes (whatever ``Content-Encoding`` said; HTTP content
+codings were already undone by the download), skips a UTF-8 BOM, refuses an HTML or XML
+page posing as a result file, detects the format when the vendor does not say it (``[``
+JSON array, ``{`` JSON lines, else CSV with a header) and yields one dict per row.
+
+Valid files always load: CSV cells of any size, repeated or empty header names (renamed
+without colliding: ``email,email,email_2`` gives ``email, email_3, email_2``; an empty name
+becomes ``column_<position>``). A decode error names the file's real line.
 
 ``iter_file_rows`` adds the safe point: when a download breaks part-way (connection reset,
 short read, truncated gzip), it opens the file again and skips the rows already yielded, so
@@ -20,6 +25,8 @@ import io
 import itertools
 import json
 import logging
+import re
+import sys
 import typing as t
 import zlib
 
@@ -28,26 +35,17 @@ import requests
 import urllib3.exceptions
 
 from tap_segments.errors import DownloadInterruptedError, FileFormatError
+from tap_segments.rows import PlainRow, Row
 
-Row = dict[str, t.Any]
-
-
-class PlainRow(dict):
-    """A row whose values are all ``str``, ``int``, ``bool`` or ``None``: a CSV row is one.
-
-    The type is a promise to the tap's fast record path (``tap_segments.output``), which
-    then skips checking each value. Code that puts any other kind of value into such a row
-    must turn it into a plain ``dict`` first (``dict(row)``).
-    """
-
-    __slots__ = ()
-
-
-#: The value types a ``PlainRow`` may hold.
-PLAIN_VALUE_TYPES: frozenset[type] = frozenset({str, int, bool, type(None)})
 BUFFER_SIZE = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
+#: What an error page starts with (a proxy's HTML page, S3's ``<Error>`` document).
+MARKUP = re.compile(rb"^\s*<(?:!doctype|html|head|body|\?xml|error|title)\b", re.IGNORECASE)
+
+# A cell may be larger than csv's default limit of 128 KiB (a profile attribute, JSON in a
+# column): the limit is the largest the platform's C long allows.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 #: Errors that mean "the bytes stopped coming", not "the bytes are wrong".
 TRANSIENT_READ_ERRORS: tuple[type[BaseException], ...] = (
@@ -63,12 +61,25 @@ TRANSIENT_READ_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def open_binary(raw: t.BinaryIO) -> io.BufferedIOBase:
-    """Buffer ``raw`` and transparently gunzip it when it starts with the gzip magic."""
+def open_binary(raw: t.BinaryIO) -> t.Any:
+    """Buffer ``raw``, gunzip it when it starts with the gzip magic, skip a UTF-8 BOM."""
     buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, BUFFER_SIZE)  # type: ignore[arg-type,type-var]
     if buffered.peek(2)[:2] == GZIP_MAGIC:
-        return io.BufferedReader(gzip.GzipFile(fileobj=buffered, mode="rb"), BUFFER_SIZE)  # type: ignore[arg-type]
+        buffered = io.BufferedReader(gzip.GzipFile(fileobj=buffered, mode="rb"), BUFFER_SIZE)  # type: ignore[arg-type]
+    if buffered.peek(3)[:3] == UTF8_BOM:
+        buffered.read(3)
     return buffered
+
+
+def check_not_markup(binary: io.BufferedReader, name: str) -> None:
+    """An HTML or XML page where a result file was expected is an error, never rows."""
+    head = binary.peek(512)[:512]
+    if MARKUP.match(head):
+        text = " ".join(head.decode("utf-8", "replace").split())[:120]
+        raise FileFormatError(
+            f"{name}: the download answered an HTML/XML page, not the result file "
+            f"(starts {text!r}); nothing of it was loaded."
+        )
 
 
 def sniff_format(binary: io.BufferedIOBase) -> str:
@@ -88,9 +99,19 @@ def decode_rows(
     fmt: str | None = None,
     *,
     json_items_path: str = "item",
+    logger: logging.Logger | None = None,
 ) -> t.Iterator[Row]:
     """Yield the rows of one file, decoded as a stream."""
     binary = open_binary(raw)
+    if not binary.peek(1):
+        if logger:
+            logger.warning(
+                "%s is empty (0 bytes) where a header or a JSON document was expected; no rows "
+                "were loaded from it. If the export should have rows, run the sync again.",
+                name,
+            )
+        return iter(())
+    check_not_markup(binary, name)
     fmt = fmt or sniff_format(binary)
     if fmt == "csv":
         return csv_rows(binary, name)
@@ -102,17 +123,33 @@ def decode_rows(
 
 
 def unique_header(header: list[str]) -> list[str]:
-    """Make repeated column names unique (``email``, ``email_2``) so no column is lost."""
-    seen: dict[str, int] = {}
+    """Column names with no value lost or mis-assigned.
+
+    An empty name becomes ``column_<position>`` (1-based); a repeated name gets the first
+    free ``_<n>`` suffix (n >= 2) that no other column of the header uses, so
+    ``email,email,email_2`` becomes ``email, email_3, email_2``.
+    """
+    named = [
+        column if column != "" else f"column_{index}" for index, column in enumerate(header, 1)
+    ]
+    taken = set(named)
+    seen: set[str] = set()
     result = []
-    for column in header:
-        count = seen.get(column, 0) + 1
-        seen[column] = count
-        result.append(column if count == 1 else f"{column}_{count}")
+    for column in named:
+        if column in seen:
+            suffix = 2
+            while f"{column}_{suffix}" in taken:
+                suffix += 1
+            column = f"{column}_{suffix}"
+            taken.add(column)
+        seen.add(column)
+        result.append(column)
     return result
 
 
-def text_lines(binary: io.BufferedIOBase, encoding: str = "utf-8-sig") -> t.Iterator[str]:
+def text_lines(
+    binary: io.BufferedIOBase, name: str = "file", encoding: str = "utf-8-sig"
+) -> t.Iterator[str]:
     """The lines of a text stream, decoded ``BUFFER_SIZE`` bytes at a time.
 
     Lines keep their ends and split as ``open(..., newline="")`` splits them (``\n``,
@@ -120,15 +157,24 @@ def text_lines(binary: io.BufferedIOBase, encoding: str = "utf-8-sig") -> t.Iter
     handing ``csv`` a C-level chain of line lists is markedly cheaper per row than a
     ``TextIOWrapper`` over a network stream, which checks the stream per line.
     """
-    return itertools.chain.from_iterable(_line_batches(binary, encoding))
+    return itertools.chain.from_iterable(_line_batches(binary, name, encoding))
 
 
-def _line_batches(binary: io.BufferedIOBase, encoding: str) -> t.Iterator[list[str]]:
+def _line_batches(binary: io.BufferedIOBase, name: str, encoding: str) -> t.Iterator[list[str]]:
     decoder = codecs.getincrementaldecoder(encoding)()
     tail = ""  # a last line without its end (its "\n" may open the next chunk)
+    lines_before = 0  # line breaks in the bytes decoded so far
     while True:
         chunk = binary.read(BUFFER_SIZE)
-        text = tail + decoder.decode(chunk, final=not chunk)
+        try:
+            text = tail + decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as exc:
+            line = lines_before + chunk[: max(exc.start, 0)].count(b"\n") + 1
+            raise FileFormatError(
+                f"{name}, line {line}: not {encoding.removesuffix('-sig').upper()} text "
+                f"(byte {exc.object[exc.start : exc.start + 1]!r}: {exc.reason})"
+            ) from None
+        lines_before += chunk.count(b"\n")
         lines = io.StringIO(text, newline="").readlines()
         if not chunk:
             yield lines
@@ -138,7 +184,7 @@ def _line_batches(binary: io.BufferedIOBase, encoding: str) -> t.Iterator[list[s
 
 
 def csv_rows(binary: io.BufferedIOBase, name: str) -> t.Iterator[Row]:
-    reader = csv.reader(text_lines(binary), strict=True)
+    reader = csv.reader(text_lines(binary, name), strict=True)
     try:
         header = next(reader, None)
         if header is None:
@@ -156,8 +202,6 @@ def csv_rows(binary: io.BufferedIOBase, name: str) -> t.Iterator[Row]:
             yield PlainRow(zip(header, values, strict=False))  # widths checked above
     except csv.Error as exc:
         raise FileFormatError(f"{name}, line {reader.line_num}: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise FileFormatError(f"{name}, line {reader.line_num}: not UTF-8 text ({exc})") from exc
 
 
 def json_items(binary: io.BufferedIOBase, name: str, items_path: str) -> t.Iterator[Row]:
@@ -208,7 +252,9 @@ def iter_file_rows(
     while True:
         raw = open_file()
         try:
-            rows = decode_rows(raw, name, fmt, json_items_path=json_items_path)
+            rows = decode_rows(
+                raw, name, fmt, json_items_path=json_items_path, logger=None if yielded else logger
+            )
             if yielded:  # a new attempt: pass over the rows already emitted
                 next(itertools.islice(rows, yielded, yielded), None)
             for row in rows:
@@ -234,5 +280,7 @@ def iter_file_rows(
             raise FileFormatError(f"{name}: corrupt gzip data ({exc})") from exc
         except gzip.BadGzipFile as exc:
             raise FileFormatError(f"{name}: corrupt gzip data ({exc})") from exc
+        except urllib3.exceptions.DecodeError as exc:
+            raise FileFormatError(f"{name}: its content coding does not decode ({exc})") from None
         finally:
             raw.close()

@@ -1,64 +1,63 @@
 """Stream bases that put the export engine and the file readers to work inside the SDK.
 
 ``AsyncExportStream`` drives exports: it asks its vendor subclass which exports it wants
-(``export_requests``), runs them through ``ExportRunner``, writes every triggered job to its
-state at once (``exports_in_flight``: job id and start time, so a killed run resumes the job
-instead of triggering it again), and turns each finished export into records
-(``records_for_export``). Jobs leave the state only after their records were emitted.
+(``export_requests``), runs them through ``ExportRunner`` against the vendor client's
+``ExportAPI`` (``export_api``), keeps every triggered job in its ``ExportState`` at once
+(so a killed run resumes the job instead of triggering it again), and turns each finished
+export into records (``records_for_export``). Jobs leave the state only after their records
+were emitted. On SIGTERM, a trigger already sent is waited for and recorded before the run
+stops, so its job is resumed, not triggered twice.
 
 ``ExportRowsStream`` turns result files into records: one per row, keeping the file's own
-column names, adding parent ids and a ``row_number`` that continues across the files of one
-export. Columns are not known before the file is read, so new columns are added to the
-schema, and a new SCHEMA message is sent, before the first record that carries them.
+column names, adding parent ids and a ``row_number``. Columns are not known before the file
+is read, so new columns are added to the schema, and a new SCHEMA message is sent, before
+the first record that carries them.
 """
 
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import time
 import typing as t
 
-from tap_segments.client import VendorStream
 from tap_segments.errors import (
     ExportFailedError,
     ExportFileGoneError,
     ExportTimeoutError,
     TapSegmentsError,
 )
+from tap_segments.exports.download import ExportFile, open_result_file
 from tap_segments.exports.engine import (
+    ExportAPI,
     ExportEvent,
-    ExportFile,
-    ExportJob,
     ExportRequest,
     ExportRunner,
     ExportSettings,
     PollResult,
 )
-from tap_segments.exports.readers import PLAIN_VALUE_TYPES, PlainRow, iter_file_rows
+from tap_segments.exports.readers import iter_file_rows
+from tap_segments.exports.state import ExportJob, ExportState
 from tap_segments.output import FastRecordsMixin
+from tap_segments.rows import PLAIN_VALUE_TYPES, PlainRow
+from tap_segments.streams import VendorStream
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
-
-IN_FLIGHT_KEY = "exports_in_flight"
 
 
 class AsyncExportStream(VendorStream):
     """A stream whose records come from asynchronous exports run by the shared engine."""
 
-    #: How long the vendor keeps a finished export; older jobs in state are triggered afresh.
-    export_retention: dt.timedelta | None = None
+    _exports: ExportState | None = None
+    _runner: ExportRunner | None = None
 
-    # -- what a vendor implements --------------------------------------------------------
+    # -- what a vendor stream implements ---------------------------------------------------
+
+    @property
+    def export_api(self) -> ExportAPI:
+        raise NotImplementedError
 
     def export_requests(self, context: Context | None) -> t.Iterable[ExportRequest]:
-        raise NotImplementedError
-
-    def trigger_export(self, request: ExportRequest) -> ExportJob:
-        raise NotImplementedError
-
-    def poll_export(self, job: ExportJob) -> PollResult:
         raise NotImplementedError
 
     def records_for_export(
@@ -66,43 +65,65 @@ class AsyncExportStream(VendorStream):
     ) -> t.Iterable[dict]:
         raise NotImplementedError
 
-    def export_done(self, request: ExportRequest, job: ExportJob, result: PollResult) -> None:
-        """Called after every record of an export was emitted: move per-export bookmarks."""
+    def export_done(self, request: ExportRequest, job: ExportJob, result: PollResult) -> bool:
+        """Called after every record of an export was emitted: move per-export bookmarks.
 
-    # -- state ---------------------------------------------------------------------------
+        Returns True when the vendor will not offer the export again (its files done are
+        then forgotten); an export a vendor keeps offering (Acoustic) returns False.
+        """
+        return True
+
+    # -- state -----------------------------------------------------------------------------
 
     @property
-    def exports_in_flight(self) -> dict[str, dict[str, t.Any]]:
-        return t.cast(dict, self.stream_state.setdefault(IN_FLIGHT_KEY, {}))
-
-    def _remember(self, job: ExportJob) -> None:
-        self.exports_in_flight[job.key] = job.to_state()
-        self.flush_state()
-
-    def _forget(self, key: str) -> None:
-        if self.exports_in_flight.pop(key, None) is not None:
-            self.flush_state()
+    def exports(self) -> ExportState:
+        """This stream's jobs in flight and files done (loaded and checked on first use)."""
+        if self._exports is None:
+            self._exports = ExportState(
+                self.stream_state,
+                save=self.flush_state,
+                where=f"state of stream {self.name}",
+                logger=self.logger,
+            )
+        return self._exports
 
     # -- the sync --------------------------------------------------------------------------
 
-    def new_job(self, key: str, job_id: str, **data: t.Any) -> ExportJob:
-        started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        return ExportJob(key=key, job_id=job_id, started_at=started, data=data)
-
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        runner = ExportRunner(self, ExportSettings.from_config(self.config), self.logger)
+        runner = ExportRunner(
+            self.export_api, ExportSettings.from_settings(self.common), self.logger
+        )
         requests = list(self.export_requests(context))
         self._drop_unrequested(requests)
         for request in requests:
-            saved = self.exports_in_flight.get(request.key)
-            runner.submit(request, ExportJob.from_state(request.key, saved) if saved else None)
+            runner.submit(request, self.exports.job(request.key))
+        self._runner = runner
+        try:
+            yield from self._run(runner)
+        finally:
+            self.stop_exports()
 
+    def stop_exports(self) -> None:
+        """Stop the exports of this stream, if running; record the jobs that triggers
+        already sent have started (an error, SIGTERM, the target gone), so that a restart
+        polls them instead of triggering them again."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            for event in runner.stop_and_collect_started():
+                self._started(event)
+
+    def _started(self, event: ExportEvent) -> None:
+        """A job was triggered: into the state at once (a resumed job is there already; an
+        adopted one is found again by the next run)."""
+        if not event.resumed and self.export_api.triggers_jobs:
+            self.exports.remember(t.cast(ExportJob, event.job))
+
+    def _run(self, runner: ExportRunner) -> t.Iterator[dict]:
         retriggered: set[str] = set()
         failures: list[str] = []
         for event in runner.events():
             if event.kind == "started":
-                if not event.resumed:
-                    self._remember(t.cast(ExportJob, event.job))
+                self._started(event)
             elif event.kind == "failed":
                 failures.append(self._handle_failure(event))
             else:
@@ -113,7 +134,7 @@ class AsyncExportStream(VendorStream):
                         raise
                     retriggered.add(event.request.key)
                     self.logger.warning("%s Triggering the export again.", exc)
-                    self._forget(event.request.key)
+                    self.exports.forget(event.request.key)
                     runner.submit(event.request, None)
         if failures:
             raise ExportFailedError(
@@ -128,17 +149,31 @@ class AsyncExportStream(VendorStream):
         for record in self.records_for_export(request, job, result):
             emitted += 1
             yield record
-        self.logger.info(
-            "%s export %s for %s: %d record(s) emitted in %.1f s; %.0f s since it was triggered.",
-            self.vendor_label,
-            job.job_id,
-            request.key,
-            emitted,
-            time.monotonic() - began,
-            job.age(dt.datetime.now(dt.timezone.utc)).total_seconds(),
-        )
-        self.export_done(request, job, result)
-        self._forget(request.key)
+        api = self.export_api
+        if api.triggers_jobs:
+            self.logger.info(
+                "%s export %s for %s: %d record(s) emitted in %.1f s; %.0f s since it was "
+                "triggered.",
+                api.vendor_label,
+                job.job_id,
+                request.key,
+                emitted,
+                time.monotonic() - began,
+                job.age().total_seconds(),
+            )
+        else:
+            self.logger.info(
+                "%s job %s: %d record(s) of %d file(s) emitted in %.1f s.",
+                api.vendor_label,
+                job.job_id,
+                emitted,
+                len(result.files),
+                time.monotonic() - began,
+            )
+        if self.export_done(request, job, result):
+            self.exports.forget(request.key)
+        else:
+            self.exports.forget_job(request.key)
         self.flush_state()
 
     def _handle_failure(self, event: ExportEvent) -> str:
@@ -147,22 +182,24 @@ class AsyncExportStream(VendorStream):
         error = event.error
         if isinstance(error, (ExportFailedError, ExportTimeoutError)):
             self.logger.error("%s", error)
-            self._forget(event.request.key)
+            self.exports.forget(event.request.key)
             return str(error)
         if isinstance(error, BaseException):
             raise error
-        raise TapSegmentsError(f"{self.vendor_label}: export for {event.request.key} failed.")
+        raise TapSegmentsError(
+            f"{self.export_api.vendor_label}: export for {event.request.key} failed."
+        )
 
     def _drop_unrequested(self, requests: list[ExportRequest]) -> None:
         wanted = {request.key for request in requests}
-        for key in list(self.exports_in_flight):
-            if key not in wanted:
-                self.logger.info(
-                    "Export %s in state is no longer wanted (its source is gone or not "
-                    "selected); forgetting it.",
-                    key,
-                )
-                self._forget(key)
+        for key in {*self.exports.keys(), *self.exports.keys_with_files()} - wanted:
+            self.logger.info(
+                "Export %s in the state of %s is no longer wanted (its source is gone or not "
+                "selected); forgetting it.",
+                key,
+                self.name,
+            )
+            self.exports.forget(key)
 
 
 def column_schema(value: t.Any) -> dict[str, t.Any]:
@@ -197,14 +234,23 @@ class ExportRowsStream(FastRecordsMixin, VendorStream):
         if isinstance(getattr(type(self), "schema", None), dict):
             self.schema = copy.deepcopy(self.schema)  # type: ignore[misc]  # a class-level dict
 
+    def open_file(self, file: ExportFile) -> t.BinaryIO:
+        return open_result_file(self.api.http, file, s3_endpoint_url=self.common.s3_endpoint_url)
+
     def rows_of_files(
         self,
         files: t.Sequence[ExportFile],
         parent_fields: t.Mapping[str, t.Any],
         *,
         json_items_path: str = "item",
-    ) -> t.Iterator[dict]:
+        export_label: str | None = None,
+    ) -> t.Generator[dict, None, int]:
         """One record per row of ``files``, in order, numbered from 1 across all files.
+
+        With ``export_label`` (a stream that reads the files of an export some other stream
+        drives), a last log line says how many rows of that export were emitted, and in how
+        long; an ``AsyncExportStream`` says so for its own exports. Returns the number of
+        rows (``count = yield from self.rows_of_files(...)``).
 
         CSV rows come as ``PlainRow`` (every value a ``str``, ``int``, ``bool`` or ``None``),
         which lets the fast record path skip checking each value; they stay ``PlainRow``
@@ -216,13 +262,10 @@ class ExportRowsStream(FastRecordsMixin, VendorStream):
         plain_parents = all(type(value) in PLAIN_VALUE_TYPES for value in parent_fields.values())
         number_field = self.row_number_field
         row_number = 0
+        began = time.monotonic()
         for file in files:
-
-            def open_file(file: ExportFile = file) -> t.BinaryIO:
-                return self.open_file(file.url, authenticated=file.authenticated, name=file.name)
-
             rows = iter_file_rows(
-                open_file,
+                lambda file=file: self.open_file(file),  # type: ignore[misc]
                 file.name,
                 file.format,
                 json_items_path=json_items_path,
@@ -243,20 +286,27 @@ class ExportRowsStream(FastRecordsMixin, VendorStream):
             self.logger.info(
                 "%s: %d row(s) read so far, through %s.", self.name, row_number, file.name
             )
+        if export_label is not None:
+            self.logger.info(
+                "%s: %d row(s) of %s emitted in %.1f s.",
+                self.name,
+                row_number,
+                export_label,
+                time.monotonic() - began,
+            )
+        return row_number
 
     def _add_columns(self, row: t.Mapping[str, t.Any], reserved: set[str]) -> None:
         """Add ``row``'s unknown columns to the schema and announce it with a SCHEMA message."""
-        schemas = [self.schema]
-        if self._input_schema is not None and self._input_schema is not self.schema:
-            schemas.append(self._input_schema)
+        schemas = self.schemas_to_extend()
         for name, value in row.items():
             column = f"_{name}" if name in reserved else name
             for schema in schemas:
                 schema["properties"].setdefault(column, column_schema(value))
-        mapper = self._tap.mapper
+        mapper = self.tap.mapper
         if mapper is not None:
             mapper.register_raw_stream_schema(self.name, self.effective_schema, self.primary_keys)
-            self._stream_maps = []
+            self.reset_stream_maps()
         self.reset_fast_record_plan()
         if self.selected:
-            self._write_schema_message()
+            self.write_schema_now()

@@ -1,7 +1,7 @@
-"""The vendor registry: one package per vendor, each describing when it is enabled.
+"""The vendor registry: one package per vendor, each declaring its settings, client and streams.
 
-A vendor is enabled when every one of its ``required_settings`` is set; its streams are
-discovered only then.
+A vendor is enabled when every one of its credential settings is set (and, with the
+``vendors`` setting, when it is listed there); its streams are discovered only then.
 """
 
 from __future__ import annotations
@@ -10,7 +10,11 @@ import typing as t
 from dataclasses import dataclass
 
 if t.TYPE_CHECKING:
-    from singer_sdk import Stream
+    import logging
+
+    from tap_segments.settings import CommonSettings, SettingsGroup
+    from tap_segments.streams import VendorStream
+    from tap_segments.vendors.client import VendorClient
 
 
 @dataclass(frozen=True)
@@ -19,13 +23,21 @@ class Vendor:
 
     name: str
     label: str
-    required_settings: tuple[str, ...]
-    streams: tuple[type[Stream], ...]
-    #: A cheap GET (path on the first stream's base URL) that proves the credentials work.
-    check_path: str = ""
+    settings: type[SettingsGroup]
+    client: t.Callable[[t.Any, CommonSettings, logging.Logger], VendorClient]
+    streams: tuple[type[VendorStream], ...]
 
-    def is_enabled(self, config: t.Mapping[str, t.Any]) -> bool:
-        return all(config.get(setting) for setting in self.required_settings)
+    @property
+    def credential_settings(self) -> tuple[str, ...]:
+        return self.settings.credential_names()
+
+    def is_configured(self, config: t.Mapping[str, t.Any]) -> bool:
+        return all(config.get(setting) for setting in self.credential_settings)
+
+    def make_client(
+        self, config: t.Mapping[str, t.Any], common: CommonSettings, logger: logging.Logger
+    ) -> VendorClient:
+        return self.client(self.settings.from_config(config), common, logger)
 
 
 def _load_vendors() -> tuple[Vendor, ...]:
@@ -40,5 +52,6 @@ def _load_vendors() -> tuple[Vendor, ...]:
 VENDORS: tuple[Vendor, ...] = _load_vendors()
 
 
-def enabled_vendors(config: t.Mapping[str, t.Any]) -> list[Vendor]:
-    return [vendor for vendor in VENDORS if vendor.is_enabled(config)]
+def enabled_vendors(config: t.Mapping[str, t.Any], only: t.Collection[str] = ()) -> list[Vendor]:
+    """Vendors whose credentials are set, limited to ``only`` (names) when given."""
+    return [v for v in VENDORS if v.is_configured(config) and (not only or v.name in only)]

@@ -47,7 +47,7 @@ def test_full_sync_is_exact_read_only_and_a_rerun_emits_no_file_twice(sim, tmp_p
 
 def test_mark_complete_sends_exactly_one_put_per_fully_downloaded_job(sim, tmp_path):
     ready_jobs = {job_id for job_id, _ in sim.acoustic.ready_files()}
-    out = run_cli(tmp_path, config_for(sim, acoustic_mark_complete=True))
+    out = run_cli(tmp_path, config_for(sim, acoustic_mark_complete=True, acoustic_endpoint_id="7"))
     assert out.returncode == 0, out.stderr[-2000:]
     puts = [e.path for e in sim.requests if e.method == "PUT"]
     assert sorted(puts) == sorted(f"/v1/jobs/{job_id}/status/complete" for job_id in ready_jobs)
@@ -58,7 +58,7 @@ def test_deleted_file_is_reported_by_name_and_the_others_load(sim, tmp_path):
     ready = set(sim.acoustic.ready_files())
     job_id, name = sorted(ready)[0]
     sim.acoustic.deleted_files.add((job_id, name))
-    out = run_cli(tmp_path, config_for(sim, acoustic_mark_complete=True))
+    out = run_cli(tmp_path, config_for(sim, acoustic_mark_complete=True, acoustic_endpoint_id="7"))
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"file {name} answered 404" in out.stderr
     files = {(r["jobId"], r["file_name"]) for r in out.records["acoustic_segment_data"]}

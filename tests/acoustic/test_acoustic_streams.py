@@ -12,7 +12,8 @@ import requests_mock as rm
 from singer_output import run_in_process
 
 from tap_segments.errors import FileFormatError, MalformedResponseError, VendorAuthError
-from tap_segments.vendors.acoustic.client import data_file_names, epoch_millis, normalise_job
+from tap_segments.timeutil import epoch_millis
+from tap_segments.vendors.acoustic.api import data_file_names, normalise_job
 
 BASE = "https://exchange.acoustic.test/api"  # the account's own base URL, with a path
 CONFIG = {
@@ -189,15 +190,14 @@ def test_requests_carry_bearer_key_and_documented_query(acoustic):
     listings = [r for r in history if re.fullmatch(r"/api/v1/jobs/[a-z_]+", r.path)]
     for request in listings:
         assert request.qs["extrafields"] == ["true"]
-        assert request.qs["endpointid"] == ["85"]
-    job_lists = [r for r in listings if "status" not in r.qs]
-    assert sorted(r.path for r in job_lists) == [
+        # The parameter table spells it endpointID, the examples endpointId: both are sent.
+        assert "endpointID=85" in request.url and "endpointId=85" in request.url
+    # One list per category, read by acoustic_jobs and acoustic_segment_data alike.
+    assert sorted(r.path for r in listings) == [
         "/api/v1/jobs/identity_import",
         "/api/v1/jobs/segment_export",
     ]
-    assert all(r.qs["includeproducersegmentidstring"] == ["true"] for r in job_lists)
-    (ready,) = [r for r in listings if "status" in r.qs]
-    assert ready.qs["status"] == ["ready_for_download"]
+    assert all(r.qs["includeproducersegmentidstring"] == ["true"] for r in listings)
     scheduled = [r for r in history if "/scheduledjobs/" in r.path]
     assert all(r.qs["endpointid"] == ["85"] for r in scheduled)
 
@@ -313,8 +313,11 @@ def test_read_only_by_default(acoustic):
     assert methods == {"GET"}
 
 
+MARK = {"acoustic_mark_complete": True, "acoustic_endpoint_id": "7"}  # the jobs' destination
+
+
 def test_mark_complete_puts_once_per_fully_downloaded_job(acoustic):
-    config = {**CONFIG, "acoustic_mark_complete": True}
+    config = {**CONFIG, **MARK}
     out = run_in_process(config)
     assert sorted(acoustic.calls("PUT")) == [
         "/api/v1/jobs/101/status/complete",
@@ -338,7 +341,7 @@ def test_mark_complete_puts_once_per_fully_downloaded_job(acoustic):
 
 def test_files_done_earlier_are_completed_once_the_setting_is_on(acoustic):
     out = run_in_process(CONFIG)
-    second = run_in_process({**CONFIG, "acoustic_mark_complete": True}, state=out.last_state)
+    second = run_in_process({**CONFIG, **MARK}, state=out.last_state)
     assert second.count("acoustic_segment_data") == 0
     assert len(acoustic.calls("PUT")) == 3
 
@@ -346,7 +349,7 @@ def test_files_done_earlier_are_completed_once_the_setting_is_on(acoustic):
 def test_put_answering_false_keeps_the_job_for_the_next_run(acoustic, caplog):
     acoustic.put_answer = "false"
     with caplog.at_level(logging.WARNING):
-        out = run_in_process({**CONFIG, "acoustic_mark_complete": True})
+        out = run_in_process({**CONFIG, **MARK})
     assert "answered false: job 101 is not marked complete" in caplog.text
     assert set(out.last_state["bookmarks"]["acoustic_segment_data"]["files_done"]) == {
         "101",
@@ -358,7 +361,7 @@ def test_put_answering_false_keeps_the_job_for_the_next_run(acoustic, caplog):
 def test_file_404_is_named_skipped_and_blocks_only_that_jobs_put(acoustic, caplog):
     del acoustic.files[("101", "101_a.csv")]
     with caplog.at_level(logging.WARNING):
-        out = run_in_process({**CONFIG, "acoustic_mark_complete": True})
+        out = run_in_process({**CONFIG, **MARK})
     assert "job 101 file 101_a.csv answered 404" in caplog.text
     assert data_rows(out) == ALL_ROWS[2:]
     assert sorted(acoustic.calls("PUT")) == [
@@ -402,9 +405,9 @@ def test_epoch_millis_accepts_every_date_shape(value, expected):
     assert epoch_millis(value) == expected
 
 
-def test_epoch_millis_rejects_text_that_is_no_date():
-    with pytest.raises(MalformedResponseError, match="neither epoch milliseconds"):
-        epoch_millis("yesterday")
+def test_job_date_that_is_no_date_names_the_job():
+    with pytest.raises(MalformedResponseError, match="job 5 has started='yesterday', neither"):
+        normalise_job({"jobId": 5, "started": "yesterday"}, "SEGMENT_EXPORT")
 
 
 def test_job_dates_given_as_iso_text_become_epoch_millis():
@@ -432,7 +435,7 @@ def test_file_names_from_either_spelling(job, names):
 
 def test_a_body_that_is_no_job_list_names_the_endpoint(acoustic):
     acoustic.mocker.get(re.compile(rf"{BASE}/v1/jobs/[A-Z_]+(\?.*)?$"), json={"jobs": "x"})
-    with pytest.raises(MalformedResponseError, match=r"GET /v1/jobs/SEGMENT_EXPORT .*jobId"):
+    with pytest.raises(MalformedResponseError, match=r"GET /api/v1/jobs/SEGMENT_EXPORT .*jobId"):
         run_in_process(CONFIG)
 
 

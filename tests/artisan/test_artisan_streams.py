@@ -9,7 +9,7 @@ import requests_mock as rm
 from singer_output import run_in_process
 
 from tap_segments.errors import ExportFailedError, FileFormatError, VendorAuthError
-from tap_segments.vendors.artisan.client import job_list, normalize_job
+from tap_segments.vendors.artisan.api import job_list, normalize_job
 from tap_segments.vendors.artisan.streams import MAX_IDS_QUERY_CHARS, id_batches
 
 BASE = "https://artisan.test"

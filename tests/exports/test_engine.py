@@ -10,16 +10,17 @@ import time
 import pytest
 
 from tap_segments.errors import ExportFailedError, ExportTimeoutError, MalformedResponseError
+from tap_segments.exports.download import ExportFile
 from tap_segments.exports.engine import (
-    ExportJob,
     ExportRequest,
     ExportRunner,
     ExportSettings,
     ExportStatus,
     PollResult,
-    map_status,
+    StatusMapping,
     poll_waits,
 )
+from tap_segments.exports.state import ExportJob
 
 LOG = logging.getLogger("test")
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.timezone.utc)
@@ -29,6 +30,7 @@ class FakeAPI:
     """An export API whose jobs complete after ``polls`` polls."""
 
     vendor_label = "Fake"
+    triggers_jobs = True
 
     def __init__(self, polls: int = 3, retention: dt.timedelta | None = None) -> None:
         self.polls = polls
@@ -146,7 +148,8 @@ def test_exports_overlap_up_to_the_limit():
 
     api = SlowAPI()
     settings = ExportSettings(poll_interval=0, max_concurrent=4)
-    runner = ExportRunner(api, settings, LOG)
+    # The jobs' clock is the test's (their started_at is NOW), never the machine's date.
+    runner = ExportRunner(api, settings, LOG, now=lambda: NOW)
     for i in range(8):
         runner.submit(ExportRequest(str(i)))
     began = time.monotonic()
@@ -156,9 +159,21 @@ def test_exports_overlap_up_to_the_limit():
     assert elapsed < 8 * 0.3 * 0.6  # well under the serial sum
 
 
+MAPPING = StatusMapping(
+    running=frozenset({"A"}), completed=frozenset({"COMPLETED"}), failed=frozenset({"C"})
+)
+
+
 def test_unknown_status_is_an_error_naming_the_endpoint():
     with pytest.raises(MalformedResponseError, match=r"GET /jobs/1.*'WEIRD'"):
-        map_status("WEIRD", where="GET /jobs/1", running=["A"], completed=["B"], failed=["C"])
-    assert map_status("completed", where="x", running=[], completed=["COMPLETED"], failed=[]) is (
-        ExportStatus.COMPLETED
-    )
+        MAPPING.status("WEIRD", "GET /jobs/1")
+    assert MAPPING.status("completed", "x") is ExportStatus.COMPLETED
+
+
+def test_complete_without_its_file_yet_is_still_running():
+    """Artisan's REST sample: "status":"completed" with "result_url":null."""
+    waiting = MAPPING.result("completed", "x", lambda: [], {}, "result_url")
+    assert waiting.status is ExportStatus.RUNNING
+    assert waiting.message == "completed, result_url not yet set"
+    done = MAPPING.result("COMPLETED", "x", lambda: [ExportFile("u", "f")], {}, "result_url")
+    assert done.status is ExportStatus.COMPLETED and done.files == [ExportFile("u", "f")]

@@ -78,7 +78,7 @@ def vendor(files: dict[str, bytes]) -> t.Iterator[rm.Mocker]:
             return {
                 "exportId": export_id,
                 "status": "COMPLETE",
-                "filename": f"s3://bucket/{export_id}.csv",
+                "filename": f"https://bucket.s3.amazonaws.com/{export_id}.csv?X-Amz-Signature=s",
             }
 
         def file(request: t.Any, context: t.Any) -> bytes:
@@ -350,7 +350,7 @@ def test_record_counts_and_max_record_limit_still_apply(vendor, caplog):
     class LimitedTap(TapSegments):
         def discover_streams(self) -> list:
             streams = super().discover_streams()
-            return [LimitedMembers(tap=self) if s.name == MEMBERS else s for s in streams]
+            return [LimitedMembers(tap=self, api=s.api) if s.name == MEMBERS else s for s in streams]
 
     members = records(run(LimitedTap))
     assert [m["row_number"] for m in members if m["segmentId"] == "seg-a"] == [1, 2]

@@ -48,7 +48,7 @@ FILES = {
 
 
 class FakeIndicative:
-    """Exports that are PENDING once, then COMPLETE with an s3:// filename."""
+    """Exports that are PENDING once, then COMPLETE with a presigned S3 URL as filename."""
 
     def __init__(self, mocker: rm.Mocker, *, gzip_files: bool = False) -> None:
         self.exports: dict[str, dict] = {}
@@ -81,7 +81,10 @@ class FakeIndicative:
             "projectId": "p1",
             "startTime": "2026-11-23T10:00:00.000Z",
             "endTime": "2026-11-23T10:00:05.000Z" if done else None,
-            "filename": f"s3://bucket/exports/{export_id}.csv" if done else None,
+            "filename": f"https://bucket.s3.amazonaws.com/exports/{export_id}.csv"
+            "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=abc123"
+            if done
+            else None,
         }
 
     def file(self, request, context):
@@ -100,10 +103,13 @@ def indicative():
         yield FakeIndicative(mocker)
 
 
-def test_basic_auth_uses_key_and_token(indicative):
+def test_basic_auth_uses_key_and_token_and_never_reaches_storage(indicative):
     run_in_process(CONFIG)
     header = indicative.mocker.request_history[0].headers["Authorization"]
     assert header == "Basic " + base64.b64encode(b"key-123:token-secret-456").decode()
+    storage = [r for r in indicative.mocker.request_history if "amazonaws" in r.url]
+    assert storage, "the export files were not downloaded"
+    assert all("Authorization" not in r.headers for r in storage)
 
 
 def test_full_sync_emits_segments_exports_and_members(indicative):

@@ -15,7 +15,8 @@ from singer_output import SyncOutput, parse_lines, run_in_process
 
 from tap_segments.errors import MalformedResponseError, TapSegmentsError
 from tap_segments.tap import TapSegments
-from tap_segments.vendors.kissmetrics.streams import advance_bookmark, iso, plan_windows
+from tap_segments.timeutil import iso
+from tap_segments.vendors.kissmetrics.windows import advance_bookmark, plan_windows
 
 API = "https://api.km.test"
 QUERY = "https://query.km.test"
@@ -218,7 +219,8 @@ def test_completed_status_without_location_names_report_and_window(km):
     assert f"report r1, window {iso(START)}/{iso(START + DAY)}" in str(error)
     assert "Location" in str(error)
     state = bookmarks(out.last_state)
-    assert list(state["exports_in_flight"]) == [f"r1/{iso(START)}"]  # resumed next time
+    # Resumed next time (a window whose run a worker had triggered meanwhile is kept too).
+    assert f"r1/{iso(START)}" in state["exports_in_flight"]
     assert "report_windows" not in state or not state["report_windows"].get("r1")
 
 

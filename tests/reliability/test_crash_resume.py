@@ -13,7 +13,7 @@ import datetime as dt
 
 import pytest
 from reliability_figures import FIGURES
-from singer_output import SyncOutput, kill_run, run_cli
+from singer_output import STABLE_KEYS, SyncOutput, kill_run, run_cli
 
 from simulator import SimConfig, Simulator
 from simulator.acoustic import AcousticConfig
@@ -23,27 +23,11 @@ from simulator.kissmetrics import KissmetricsConfig
 
 KILL_POINTS = 20
 START = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=3)).date().isoformat() + "T00:00:00Z"
-#: Per stream, the key a row keeps across runs (ids a new export mints left out).
-KEYS = {
-    "acoustic_jobs": ("jobCategory", "jobId"),
-    "acoustic_scheduled_jobs": ("jobId",),
-    "acoustic_segment_data": ("jobId", "file_name", "row_number"),
-    "artisan_apps": ("id",),
-    "artisan_segments": ("app_id", "id"),
-    "artisan_jobs": ("id",),
-    "artisan_profiles": ("app_id", "identifier"),
-    "artisan_segment_members": ("app_id", "segment_id", "row_number"),
-    "indicative_segments": ("segmentId",),
-    "indicative_segment_exports": ("segmentId",),
-    "indicative_segment_members": ("segmentId", "row_number"),
-    "kissmetrics_reports": ("id",),
-    "kissmetrics_report_results": ("report_id", "window_start", "row_number"),
-}
 
 
 def keys(out: SyncOutput) -> set[tuple]:
     return {
-        (stream, *(record[k] for k in KEYS[stream]))
+        (stream, *(record[k] for k in STABLE_KEYS[stream]))
         for stream, records in out.records.items()
         for record in records
     }

@@ -6,7 +6,6 @@ import pytest
 from singer_output import run_cli
 
 from simulator import SimConfig, Simulator
-from tap_segments.redaction import secret_values
 from tap_segments.tap import TapSegments
 
 INDICATIVE = {
@@ -80,6 +79,7 @@ def test_secrets_never_shown_in_any_mode(tmp_path):
     assert "Connection test failed: Artisan" in runs[3].stderr
     assert "artisan_secret_api_key" in runs[3].stderr  # named, never shown
     for config, out in zip([good, good, good, wrong, wrong], runs, strict=True):
-        for secret in secret_values(config, TapSegments.config_jsonschema):
+        secrets = [str(config[n]) for n in TapSegments.secret_names() if config.get(n)]
+        for secret in secrets:
             assert secret not in out.stderr and secret not in out.stdout
             assert not any(secret in path for path in paths), "a secret travelled in a URL"

@@ -1,6 +1,8 @@
 """Acoustic Exchange: jobs, scheduled jobs and the segment data files of export jobs."""
 
 from tap_segments.vendors import Vendor
+from tap_segments.vendors.acoustic.api import AcousticAPI
+from tap_segments.vendors.acoustic.settings import AcousticSettings
 from tap_segments.vendors.acoustic.streams import (
     JobsStream,
     ScheduledJobsStream,
@@ -10,7 +12,7 @@ from tap_segments.vendors.acoustic.streams import (
 VENDOR = Vendor(
     name="acoustic",
     label="Acoustic Exchange",
-    required_settings=("acoustic_base_url", "acoustic_auth_key"),
+    settings=AcousticSettings,
+    client=AcousticAPI,
     streams=(JobsStream, ScheduledJobsStream, SegmentDataStream),
-    check_path="/v1/scheduledjobs/SEGMENT_EXPORT",
 )

@@ -1,34 +1,34 @@
 """Acoustic Exchange streams: ``acoustic_jobs``, ``acoustic_scheduled_jobs`` and
 ``acoustic_segment_data``.
 
-``acoustic_segment_data`` is file-driven: a READY_FOR_DOWNLOAD SEGMENT_EXPORT job already
-names its CSV files, so there is nothing to trigger or poll. Each file is streamed through
-the shared readers (gzip, each file's own header, resumed downloads). Files fully emitted
-are remembered per job in state (``files_done``), written right after each file's last row,
-so a rerun never emits them again. The tap is read-only unless ``acoustic_mark_complete``
-is set; then, and only after every file of a job was emitted, it sends
-``PUT /v1/jobs/{jobId}/status/complete``. It never calls the upload, fail or delete endpoints.
+``acoustic_segment_data`` reads READY_FOR_DOWNLOAD SEGMENT_EXPORT jobs through the shared
+engine: such a job already names its CSV files, so there is nothing to trigger or poll.
+Each file is streamed through the shared readers (gzip, each file's own header, resumed
+downloads). Files fully emitted are remembered per job in the engine's state
+(``files_done``), written right after each file's last row, so a rerun never emits them
+again. The tap is read-only unless ``acoustic_mark_complete`` is set; then, and only after
+every file of a job was emitted, and only for jobs whose destination is
+``acoustic_endpoint_id``, it marks the job complete. It never calls the upload, fail or
+delete endpoints.
 """
 
 from __future__ import annotations
 
 import typing as t
-from http import HTTPStatus
-from urllib.parse import quote
 
 from singer_sdk import typing as th
 
 from tap_segments.errors import ExportFileGoneError
-from tap_segments.exports.engine import ExportFile
-from tap_segments.exports.streams import ExportRowsStream
-from tap_segments.vendors.acoustic.client import (
+from tap_segments.exports.engine import ExportAPI, ExportRequest, PollResult
+from tap_segments.exports.state import ExportJob
+from tap_segments.exports.streams import AsyncExportStream, ExportRowsStream
+from tap_segments.streams import VendorStream
+from tap_segments.timeutil import epoch_millis
+from tap_segments.vendors.acoustic.api import (
     FINAL_STATUSES,
     READY_FOR_DOWNLOAD,
     SEGMENT_EXPORT,
-    AcousticStream,
-    Job,
-    data_file_names,
-    epoch_millis,
+    AcousticAPI,
 )
 
 if t.TYPE_CHECKING:
@@ -36,8 +36,6 @@ if t.TYPE_CHECKING:
 
 #: acoustic_jobs partition state: jobs emitted while not final, emitted again until they are.
 OPEN_JOBS_KEY = "open_jobs"
-#: acoustic_segment_data state: per jobId, the names of the files fully emitted.
-FILES_DONE_KEY = "files_done"
 
 # The doc shows these only as null or as placeholders: their type is not documented, so any
 # JSON value is accepted (a type list, not `{}`: that trips the SDK's own test suite).
@@ -98,6 +96,10 @@ JOB_SCHEMA = th.PropertiesList(
 ).to_dict()
 
 
+class AcousticStream(VendorStream):
+    api: AcousticAPI
+
+
 class JobsStream(AcousticStream):
     """``GET /v1/jobs/{jobCategory}`` per configured category, incremental on ``started``.
 
@@ -115,7 +117,7 @@ class JobsStream(AcousticStream):
 
     @property
     def partitions(self) -> list[dict]:
-        return [{"jobCategory": category} for category in self.job_categories]
+        return [{"jobCategory": category} for category in self.api.settings.job_categories]
 
     def compare_start_date(self, value: str, start_date_value: str) -> t.Any:
         """The bookmark or ``start_date``, whichever is later, as epoch milliseconds."""
@@ -128,8 +130,7 @@ class JobsStream(AcousticStream):
         state = self.get_context_state(context)
         was_open = {str(job_id) for job_id in state.get(OPEN_JOBS_KEY, [])}
         still_open: list[str] = []
-        jobs = self.list_jobs(category, includeProducerSegmentIDString="true")
-        for job in jobs:
+        for job in self.api.jobs(category):
             job_id = str(job["jobId"])
             started = job.get("started")
             behind = started is not None and since is not None and started < since
@@ -158,33 +159,11 @@ class ScheduledJobsStream(AcousticStream):
     ).to_dict()
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        for category in self.job_categories:
-            yield from self.scheduled_jobs(category)
-
-    def scheduled_jobs(self, category: str) -> list[Job]:
-        """The doc says the category "Must be SEGMENT_EXPORT"; for any other configured
-        category a 400/404 means "no scheduled jobs there", not a failed run."""
-        path = f"/v1/scheduledjobs/{quote(category, safe='')}"
-        tolerated: tuple[int, ...] = ()
-        if category != SEGMENT_EXPORT:
-            tolerated = (HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND)
-        response = self.send(
-            "GET", path, params=self.endpoint_filter(), expected_statuses=tolerated
-        )
-        if response.status_code in tolerated:
-            self.logger.info(
-                "%s: GET %s answered %d: no scheduled jobs in category %s.",
-                self.vendor_label,
-                path,
-                response.status_code,
-                category,
-            )
-            return []
-        jobs = self.job_list(self.json_body(response), f"GET {path}")
-        return [{"jobCategory": category, **job} for job in jobs]
+        for category in self.api.settings.job_categories:
+            yield from self.api.scheduled_jobs(category)
 
 
-class SegmentDataStream(AcousticStream, ExportRowsStream):
+class SegmentDataStream(AcousticStream, AsyncExportStream, ExportRowsStream):
     """Rows of every file of READY_FOR_DOWNLOAD SEGMENT_EXPORT jobs, one record per row.
 
     ``row_number`` counts from 1 in each file (the key includes ``file_name``), so a file
@@ -199,116 +178,77 @@ class SegmentDataStream(AcousticStream, ExportRowsStream):
         th.Property("row_number", th.IntegerType, required=True),
     ).to_dict()
 
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._missing: dict[str, list[str]] = {}  # per job: files that answered 404
+
     @property
-    def files_done(self) -> dict[str, list[str]]:
-        return t.cast(dict, self.stream_state.setdefault(FILES_DONE_KEY, {}))
+    def export_api(self) -> ExportAPI:
+        return self.api.ready_exports
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        jobs = self.ready_jobs()
-        self.forget_jobs_not_ready({str(job["jobId"]) for job in jobs})
-        for job in jobs:
-            yield from self.job_rows(job)
+    def export_requests(self, context: Context | None) -> t.Iterable[ExportRequest]:
+        for job in self.api.jobs(SEGMENT_EXPORT):
+            # Filtered here: the list is read once, for every status.
+            if str(job.get("status")).upper() == READY_FOR_DOWNLOAD:
+                yield ExportRequest(key=str(job["jobId"]), params={"job": job})
 
-    def ready_jobs(self) -> list[Job]:
-        jobs = self.list_jobs(SEGMENT_EXPORT, status=READY_FOR_DOWNLOAD)
-        # Filtered again here, in case the status filter is not applied.
-        return [job for job in jobs if str(job.get("status")).upper() == READY_FOR_DOWNLOAD]
-
-    def forget_jobs_not_ready(self, ready: set[str]) -> None:
-        gone = [job_id for job_id in self.files_done if job_id not in ready]
-        for job_id in gone:
-            del self.files_done[job_id]
-        if gone:
-            self.logger.info(
-                "%s: jobs %s are no longer READY_FOR_DOWNLOAD; forgetting their files in state.",
-                self.vendor_label,
-                ", ".join(gone),
-            )
-            self.flush_state()
-
-    def file_names(self, job: Job) -> list[str]:
-        """The job's files; when the list left them out, the one-job GET is asked."""
-        names = data_file_names(job)
-        if not names:
-            detail = self.get_job(SEGMENT_EXPORT, str(job["jobId"]))
-            names = data_file_names(detail or {})
-        return names
-
-    def job_rows(self, job: Job) -> t.Iterator[dict]:
-        """Rows of every file of ``job`` not emitted before; then maybe mark it complete."""
-        job_id = str(job["jobId"])
-        names = self.file_names(job)
-        if not names:
-            self.logger.warning(
-                "%s: job %s is READY_FOR_DOWNLOAD but names no segmentDataFiles; skipped.",
-                self.vendor_label,
-                job_id,
-            )
-            return
-        missing = []
-        for name in names:
-            if name in self.files_done.get(job_id, []):
+    def records_for_export(
+        self, request: ExportRequest, job: ExportJob, result: PollResult
+    ) -> t.Iterable[dict]:
+        """Rows of every file of the job not emitted before, file by file."""
+        missing = self._missing.setdefault(request.key, [])
+        done = self.exports.files_done(request.key)
+        for file in result.files:
+            file_name = file.file_name
+            if file_name in done:
                 continue
+            fields = {"jobId": request.params["job"]["jobId"], "file_name": file_name}
             try:
-                yield from self.rows_of_files(
-                    [self.segment_file(job, name)], {"jobId": job["jobId"], "file_name": name}
-                )
+                yield from self.rows_of_files([file], fields)
             except ExportFileGoneError:
                 self.logger.warning(
-                    "%s: job %s file %s answered 404 (already deleted?); skipped, the job's "
-                    "other files still load.",
-                    self.vendor_label,
-                    job_id,
-                    name,
+                    "Acoustic Exchange: job %s file %s answered 404 (already deleted?); "
+                    "skipped, the job's other files still load.",
+                    job.job_id,
+                    file_name,
                 )
-                missing.append(name)
+                missing.append(file_name)
                 continue
-            self.files_done.setdefault(job_id, []).append(name)
-            self.flush_state()
+            self.exports.file_done(request.key, file_name)
+
+    def export_done(self, request: ExportRequest, job: ExportJob, result: PollResult) -> bool:
+        """Mark the job complete when allowed and every file was read; True when marked
+        (its files are gone at Acoustic, so the state forgets them)."""
+        missing = self._missing.pop(request.key, [])
+        if not result.files:
+            self.logger.warning(
+                "Acoustic Exchange: job %s is READY_FOR_DOWNLOAD but names no "
+                "segmentDataFiles; skipped.",
+                job.job_id,
+            )
+            return False
         if missing:
             self.logger.warning(
-                "%s: job %s is not fully downloaded (missing %s); it is not marked complete.",
-                self.vendor_label,
-                job_id,
+                "Acoustic Exchange: job %s is not fully downloaded (missing %s); it is not "
+                "marked complete.",
+                job.job_id,
                 ", ".join(missing),
             )
-        elif self.config.get("acoustic_mark_complete"):
-            self.mark_complete(job_id, len(names))
-
-    def segment_file(self, job: Job, name: str) -> ExportFile:
-        """``GET /v1/jobs/{jobId}/segmentDataFiles/{fileName}``, sent with the Bearer key."""
-        job_id = str(job["jobId"])
-        data_format = str(job.get("segmentDataFormat") or "text/csv")
-        return ExportFile(
-            url=f"/v1/jobs/{quote(job_id, safe='')}/segmentDataFiles/{quote(name, safe='')}",
-            # Named so that a bad line is reported with its job, file and line.
-            name=f"{self.vendor_label} job {job_id} file {name}",
-            format="csv" if "csv" in data_format.lower() else None,
-            authenticated=True,
-        )
-
-    def mark_complete(self, job_id: str, file_count: int) -> None:
-        """``PUT /v1/jobs/{jobId}/status/complete``: the only call that changes vendor data.
-
-        The doc says a 2xx answers "True" when marked, "False" when not.
-        """
-        path = f"/v1/jobs/{quote(job_id, safe='')}/status/complete"
-        response = self.send("PUT", path)
-        if response.text.strip().strip('"').lower() == "false":
+            return False
+        if not self.api.may_mark_complete(result.detail or request.params["job"]):
+            return False
+        if not self.api.mark_complete(job.job_id):
             self.logger.warning(
-                "%s: PUT %s answered false: job %s is not marked complete; trying again on "
-                "the next run.",
-                self.vendor_label,
-                path,
-                job_id,
+                "Acoustic Exchange: PUT /v1/jobs/%s/status/complete answered false: job %s is "
+                "not marked complete; trying again on the next run.",
+                job.job_id,
+                job.job_id,
             )
-            return
+            return False
         self.logger.info(
-            "%s: job %s marked complete (PUT %s) after its %d file(s) were emitted.",
-            self.vendor_label,
-            job_id,
-            path,
-            file_count,
+            "Acoustic Exchange: job %s marked complete (PUT /v1/jobs/{jobId}/status/complete) "
+            "after its %d file(s) were emitted.",
+            job.job_id,
+            len(result.files),
         )
-        self.files_done.pop(job_id, None)
-        self.flush_state()
+        return True

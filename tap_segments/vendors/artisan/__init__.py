@@ -1,6 +1,8 @@
 """Artisan: apps, segments, jobs, profiles and segment members."""
 
 from tap_segments.vendors import Vendor
+from tap_segments.vendors.artisan.api import ArtisanAPI
+from tap_segments.vendors.artisan.settings import ArtisanSettings
 from tap_segments.vendors.artisan.streams import (
     AppsStream,
     JobsStream,
@@ -12,7 +14,7 @@ from tap_segments.vendors.artisan.streams import (
 VENDOR = Vendor(
     name="artisan",
     label="Artisan",
-    required_settings=("artisan_public_api_key", "artisan_secret_api_key"),
+    settings=ArtisanSettings,
+    client=ArtisanAPI,
     streams=(AppsStream, SegmentsStream, JobsStream, ProfilesStream, SegmentMembersStream),
-    check_path="/public/api/apps",
 )

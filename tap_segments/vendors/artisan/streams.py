@@ -4,7 +4,8 @@
 driven: each export is a job (``POST .../segments/{id}`` or ``POST .../users/export``)
 polled through ``GET /public/api/jobs/{job_id}`` until done, whose ``result_url`` file
 becomes the records. With ``artisan_profile_ids`` / ``artisan_shared_user_ids`` set,
-profiles are read directly in batches instead.
+profiles are read directly in batches instead. Every call is the client's
+(``vendors/artisan/api.py``); the apps list and each app's segments are requested once.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from tap_segments.exports.engine import ExportJob, ExportRequest, PollResult, parse_timestamp
+from tap_segments.exports.engine import ExportAPI, ExportRequest, PollResult
+from tap_segments.exports.state import ExportJob
 from tap_segments.exports.streams import AsyncExportStream, ExportRowsStream
-from tap_segments.vendors.artisan.client import (
-    APPS_PATH,
-    JOBS_PATH,
-    ArtisanStream,
-    job_list,
-)
+from tap_segments.streams import VendorStream
+from tap_segments.timeutil import parse_timestamp
+from tap_segments.vendors.artisan.api import JOB_TIME_FIELDS, ArtisanAPI
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -29,11 +28,14 @@ if t.TYPE_CHECKING:
 MAX_IDS_QUERY_CHARS = 1500
 
 
+class ArtisanStream(VendorStream):
+    api: ArtisanAPI
+
+
 class AppsStream(ArtisanStream):
     """The organization's apps (the gem's ``list_apps``)."""
 
     name = "artisan_apps"
-    path = APPS_PATH
     primary_keys = ("id",)
     schema = th.PropertiesList(
         th.Property("id", th.StringType, required=True),
@@ -41,18 +43,13 @@ class AppsStream(ArtisanStream):
     ).to_dict()
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        yield from self.list_apps()
-
-    def get_child_context(self, record: dict, context: Context | None) -> dict:
-        return {"app_id": record["id"]}
+        yield from self.api.apps()
 
 
 class SegmentsStream(ArtisanStream):
     """``GET /public/api/apps/{app_id}/segments/`` for each app."""
 
     name = "artisan_segments"
-    parent_stream_type = AppsStream
-    state_partitioning_keys: t.ClassVar[list[str]] = []  # full table: no state per app
     primary_keys = ("app_id", "id")
     schema = th.PropertiesList(
         th.Property("app_id", th.StringType, required=True),
@@ -61,8 +58,8 @@ class SegmentsStream(ArtisanStream):
     ).to_dict()
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        assert context is not None
-        yield from self.list_segments(str(context["app_id"]))
+        for app_id in self.api.app_ids():
+            yield from self.api.segments(app_id)
 
 
 JOB_PROPERTIES = th.PropertiesList(
@@ -76,24 +73,40 @@ JOB_PROPERTIES = th.PropertiesList(
     th.Property("created_at", th.DateTimeType),
     th.Property("start", th.DateTimeType),
     th.Property("end", th.DateTimeType),
-    th.Property("updated_at", th.DateTimeType),
+    th.Property(
+        "updated_at",
+        th.DateTimeType,
+        description=(
+            "The vendor's updated_at; a job without one (the gem's flat shape) gets its "
+            "end, else start, else created_at."
+        ),
+    ),
 )
 
 
+def job_updated_at(job: dict[str, t.Any]) -> str | None:
+    """The job's newest known time: ``updated_at``, else ``end``, ``start``, ``created_at``."""
+    return next((str(job[f]) for f in JOB_TIME_FIELDS if job.get(f)), None)
+
+
 class JobsStream(ArtisanStream):
-    """``GET /public/api/jobs``: every job, incremental on ``updated_at``."""
+    """``GET /public/api/jobs``: every job, incremental on ``updated_at``.
+
+    The gem's flat job shape has no ``updated_at``: such a job gets the newest of its other
+    times as ``updated_at`` (``job_updated_at``); a job with no time at all is emitted on
+    every run, never dropped.
+    """
 
     name = "artisan_jobs"
-    path = JOBS_PATH
     primary_keys = ("id",)
     replication_key = "updated_at"
     schema = JOB_PROPERTIES.to_dict()
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         since = self.get_starting_timestamp(context)
-        for job in job_list(self.send_json("GET", JOBS_PATH)):
-            updated = job.get("updated_at")
-            if since and updated and parse_timestamp(updated) < since:
+        for job in self.api.jobs():
+            job["updated_at"] = job_updated_at(job)
+            if since and job["updated_at"] and parse_timestamp(job["updated_at"]) < since:
                 continue
             yield job
 
@@ -124,23 +137,6 @@ def id_batches(ids: t.Sequence[str]) -> t.Iterator[list[str]]:
 class ArtisanExportStream(ArtisanStream, AsyncExportStream, ExportRowsStream):
     """An Artisan export: the trigger answers a job, polled until its result file is ready."""
 
-    def trigger_path(self, request: ExportRequest) -> str:
-        raise NotImplementedError
-
-    def trigger_export(self, request: ExportRequest) -> ExportJob:
-        path = self.trigger_path(request)
-        callback = self.config.get("artisan_callback_url")
-        answer = self.send_json(
-            "POST", path, json_body={"callbackUrl": callback} if callback else None
-        )
-        job_id = self.triggered_job_id(answer)
-        if not job_id:
-            raise self.malformed(f"POST {path}", "a job id")
-        return self.new_job(request.key, job_id)
-
-    def poll_export(self, job: ExportJob) -> PollResult:
-        return self.job_status(job.job_id, f"export of {job.key}")
-
     def records_for_export(
         self, request: ExportRequest, job: ExportJob, result: PollResult
     ) -> t.Iterable[dict]:
@@ -155,34 +151,27 @@ class ProfilesStream(ArtisanExportStream):
     primary_keys = ("app_id", "identifier")
     schema = PROFILE_PROPERTIES.to_dict()
 
+    @property
+    def export_api(self) -> ExportAPI:
+        return self.api.profile_exports
+
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         by_source = {
-            "artisan": list(self.config.get("artisan_profile_ids") or []),
-            "custom": list(self.config.get("artisan_shared_user_ids") or []),
+            "artisan": self.api.settings.profile_ids,
+            "custom": self.api.settings.shared_user_ids,
         }
         if not any(by_source.values()):
             yield from super().get_records(context)  # profile exports
             return
-        for app in self.list_apps():
+        for app_id in self.api.app_ids():
             for source, ids in by_source.items():
                 for batch in id_batches(ids):
-                    yield from self.profiles_by_id(str(app["id"]), source, batch)
-
-    def profiles_by_id(self, app_id: str, source: str, ids: list[str]) -> t.Iterator[dict]:
-        path = f"{APPS_PATH}/{app_id}/users"
-        params = {"ids": ",".join(ids), **({"source": "custom"} if source == "custom" else {})}
-        body = self.send_json("GET", path, params=params)
-        found = body.get("response") if isinstance(body, dict) and "response" in body else body
-        for profile in found if isinstance(found, list) else [found]:
-            if isinstance(profile, dict) and profile.get("identifier"):
-                yield {**profile, "app_id": app_id}
+                    for profile in self.api.profiles(app_id, source, batch):
+                        yield {**profile, "app_id": app_id}
 
     def export_requests(self, context: Context | None) -> t.Iterable[ExportRequest]:
-        for app in self.list_apps():
-            yield ExportRequest(key=str(app["id"]), params={"app_id": str(app["id"])})
-
-    def trigger_path(self, request: ExportRequest) -> str:
-        return f"{APPS_PATH}/{request.params['app_id']}/users/export"
+        for app_id in self.api.app_ids():
+            yield ExportRequest(key=app_id, params={"app_id": app_id})
 
 
 class SegmentMembersStream(ArtisanExportStream):
@@ -197,11 +186,12 @@ class SegmentMembersStream(ArtisanExportStream):
         th.Property("row_number", th.IntegerType, required=True),
     ).to_dict()
 
-    def export_requests(self, context: Context | None) -> t.Iterable[ExportRequest]:
-        for app in self.list_apps():
-            for segment in self.list_segments(str(app["id"])):
-                params = {"app_id": str(app["id"]), "segment_id": str(segment["id"])}
-                yield ExportRequest(key=f"{params['app_id']}/{params['segment_id']}", params=params)
+    @property
+    def export_api(self) -> ExportAPI:
+        return self.api.segment_exports
 
-    def trigger_path(self, request: ExportRequest) -> str:
-        return f"{APPS_PATH}/{request.params['app_id']}/segments/{request.params['segment_id']}"
+    def export_requests(self, context: Context | None) -> t.Iterable[ExportRequest]:
+        for app_id in self.api.app_ids():
+            for segment in self.api.segments(app_id):
+                params = {"app_id": app_id, "segment_id": str(segment["id"])}
+                yield ExportRequest(key=f"{app_id}/{params['segment_id']}", params=params)

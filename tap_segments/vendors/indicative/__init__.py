@@ -1,6 +1,8 @@
 """Indicative (mParticle Analytics): user segments and their asynchronous exports."""
 
 from tap_segments.vendors import Vendor
+from tap_segments.vendors.indicative.api import IndicativeAPI
+from tap_segments.vendors.indicative.settings import IndicativeSettings
 from tap_segments.vendors.indicative.streams import (
     SegmentExportsStream,
     SegmentMembersStream,
@@ -10,7 +12,7 @@ from tap_segments.vendors.indicative.streams import (
 VENDOR = Vendor(
     name="indicative",
     label="Indicative",
-    required_settings=("indicative_api_key", "indicative_access_token"),
+    settings=IndicativeSettings,
+    client=IndicativeAPI,
     streams=(SegmentsStream, SegmentExportsStream, SegmentMembersStream),
-    check_path="/service/v1/segments/list",
 )

@@ -2,9 +2,11 @@
 ``indicative_segment_members``.
 
 ``indicative_segment_exports`` drives the exports: it exports only segments whose
-``lastRun`` moved past what was last exported (so a rerun with nothing new triggers no
-export), and emits one record per finished export. ``indicative_segment_members`` is its
-child: for each finished export it streams the rows of the export file.
+``lastRun`` moved past what was last exported (``start_date`` is the first bookmark, so a
+segment last run before it is not exported; a rerun with nothing new triggers no export),
+and emits one record per finished export. ``indicative_segment_members`` is its child: for
+each finished export it streams the rows of the export file, which the client already knows
+(an export known complete is not polled again).
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from tap_segments.exports.engine import ExportJob, ExportRequest, PollResult, parse_timestamp
+from tap_segments.exports.download import open_result_file
+from tap_segments.exports.engine import ExportAPI, ExportRequest, PollResult
+from tap_segments.exports.state import ExportJob
 from tap_segments.exports.streams import AsyncExportStream, ExportRowsStream
-from tap_segments.vendors.indicative.client import (
-    EXPORT_PATH,
-    SEGMENTS_PATH,
-    IndicativeStream,
-)
+from tap_segments.streams import VendorStream
+from tap_segments.timeutil import parse_timestamp
+from tap_segments.vendors.indicative.api import EXPORT_STATUS_PATH, IndicativeAPI
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -39,22 +41,44 @@ SEGMENT_PROPERTIES = th.PropertiesList(
 )
 
 
+class IndicativeStream(VendorStream):
+    api: IndicativeAPI
+
+
 class SegmentsStream(IndicativeStream):
     """``GET /service/v1/segments/list``, incremental on ``lastRun``."""
 
     name = "indicative_segments"
-    path = SEGMENTS_PATH
     primary_keys = ("segmentId",)
     replication_key = "lastRun"
     schema = SEGMENT_PROPERTIES.to_dict()
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         since = self.get_starting_timestamp(context)
-        for segment in self.list_segments():
+        for segment in self.api.segments():
             last_run = segment.get("lastRun")
             if since and last_run and parse_timestamp(last_run) < since:
                 continue
             yield segment
+
+
+def needs_export(
+    segment: dict[str, t.Any], exported: t.Mapping[str, str | None], start: dt.datetime | None
+) -> bool:
+    """Whether a segment's members must be exported now.
+
+    Exported before: only when its ``lastRun`` moved past the one exported. Never exported:
+    when it was never refreshed (no ``lastRun``: a static segment), or refreshed at or after
+    ``start_date`` (the first bookmark).
+    """
+    last_run = segment.get("lastRun")
+    segment_id = str(segment["segmentId"])
+    if segment_id in exported:
+        before = exported[segment_id]
+        if last_run is None:
+            return False
+        return before is None or parse_timestamp(last_run) > parse_timestamp(before)
+    return last_run is None or start is None or parse_timestamp(last_run) >= start
 
 
 class SegmentExportsStream(IndicativeStream, AsyncExportStream):
@@ -62,7 +86,6 @@ class SegmentExportsStream(IndicativeStream, AsyncExportStream):
 
     name = "indicative_segment_exports"
     primary_keys = ("exportId",)
-    export_retention = dt.timedelta(hours=48)
     schema = th.PropertiesList(
         th.Property("exportId", th.StringType, required=True),
         th.Property("segmentId", th.StringType),
@@ -75,42 +98,33 @@ class SegmentExportsStream(IndicativeStream, AsyncExportStream):
     ).to_dict()
 
     @property
+    def export_api(self) -> ExportAPI:
+        return self.api
+
+    @property
     def segments_exported(self) -> dict[str, str | None]:
         return t.cast(dict, self.stream_state.setdefault(EXPORTED_KEY, {}))
 
     def export_requests(self, context: Context | None) -> t.Iterable[ExportRequest]:
-        start = self.get_starting_timestamp(context)
-        for segment in self.list_segments():
+        # This stream has no replication key of its own: start_date is read directly.
+        start_date = self.common.start_date
+        start = parse_timestamp(start_date) if start_date else None
+        in_flight = set(self.exports.keys())
+        for segment in self.api.segments():
             segment_id = str(segment["segmentId"])
-            if segment_id in self.exports_in_flight or self._needs_export(segment, start):
+            if segment_id in in_flight or needs_export(segment, self.segments_exported, start):
                 yield ExportRequest(key=segment_id, params={"segment": segment})
-
-    def _needs_export(self, segment: dict[str, t.Any], start: dt.datetime | None) -> bool:
-        last_run = segment.get("lastRun")
-        segment_id = str(segment["segmentId"])
-        if segment_id in self.segments_exported:
-            exported = self.segments_exported[segment_id]
-            if last_run is None:
-                return False
-            return exported is None or parse_timestamp(last_run) > parse_timestamp(exported)
-        return last_run is None or start is None or parse_timestamp(last_run) >= start
-
-    def trigger_export(self, request: ExportRequest) -> ExportJob:
-        body = {"segmentId": request.key, "outputFormat": "csv"}
-        answer = self.send_json("POST", EXPORT_PATH, json_body=body)
-        if not isinstance(answer, dict) or not answer.get("exportId"):
-            raise self.malformed(f"POST {EXPORT_PATH}", "an export object with an exportId")
-        last_run = request.params["segment"].get("lastRun")
-        return self.new_job(request.key, str(answer["exportId"]), lastRun=last_run)
-
-    def poll_export(self, job: ExportJob) -> PollResult:
-        return self.export_status(job.job_id)
 
     def records_for_export(
         self, request: ExportRequest, job: ExportJob, result: PollResult
     ) -> t.Iterable[dict]:
         for file in result.files:  # fail here, where the export can be triggered again
-            self.probe_file(file.url, authenticated=file.authenticated, name=file.name)
+            open_result_file(
+                self.api.http,
+                file,
+                s3_endpoint_url=self.common.s3_endpoint_url,
+                first_byte_only=True,
+            ).close()
         detail = dict(result.detail)
         segment = detail.get("segment") or request.params["segment"]
         detail.setdefault("exportId", job.job_id)
@@ -119,8 +133,9 @@ class SegmentExportsStream(IndicativeStream, AsyncExportStream):
             detail["filename"] = str(detail["filename"]).split("?", 1)[0]  # no signatures
         yield detail
 
-    def export_done(self, request: ExportRequest, job: ExportJob, result: PollResult) -> None:
+    def export_done(self, request: ExportRequest, job: ExportJob, result: PollResult) -> bool:
         self.segments_exported[request.key] = job.data.get("lastRun")
+        return True
 
     def get_child_context(self, record: dict, context: Context | None) -> dict:
         return {"segmentId": record["segmentId"], "exportId": record["exportId"]}
@@ -142,8 +157,12 @@ class SegmentMembersStream(IndicativeStream, ExportRowsStream):
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         assert context is not None
         export_id = str(context["exportId"])
-        result = self.export_status(export_id)
+        job = ExportJob.new(str(context["segmentId"]), export_id)
+        result = self.api.poll_export(job)  # known complete: answered from the client
         if not result.files:
-            raise self.malformed(f"GET {EXPORT_PATH}{export_id}", "a downloadable file")
+            raise self.api.http.malformed(
+                f"GET {EXPORT_STATUS_PATH} ({export_id})", "a downloadable file"
+            )
         parent_fields = {"segmentId": context["segmentId"], "exportId": export_id}
-        yield from self.rows_of_files(result.files, parent_fields)
+        label = f"Indicative export {export_id} for {context['segmentId']}"
+        yield from self.rows_of_files(result.files, parent_fields, export_label=label)
