@@ -6,8 +6,11 @@ Auth: ``Authorization: Token token="<secret>"`` and ``public-api-key: <public>``
 jobs in both documented shapes: ``GET /public/api/jobs`` answers the REST doc's wrapped
 shape, ``/public/api/jobs/status/{status}`` the gem's flat one, and ``GET
 /public/api/jobs/{id}`` alternates between the two. Statuses come in mixed case. A
-finished job's ``result_url`` serves JSON (profiles, most segments) or CSV (every third
-segment), gzip-compressed when configured.
+finished job's ``result_url`` is a presigned URL on the simulator's S3-like storage (another
+origin: ``simulator.storage``) of a JSON file (profiles, most segments) or a CSV (every third
+segment), gzip-compressed when configured. The docs say only that it "points to the location
+from which to download the results of the job" (artisan-rest-api.md:151); our choice: object
+storage, as vendors' export files usually are, so no Artisan key is needed or accepted there.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class ArtisanConfig:
     fail_segments: tuple[int, ...] = ()
     public_key: str = "sim-artisan-public"
     secret_key: str = "sim-artisan-secret-key"
+    bucket: str = "artisan-exports"  # our choice
+    url_expires_seconds: int = 3600  # our choice
 
 
 def iso(moment: dt.datetime) -> str:
@@ -84,7 +89,6 @@ class ArtisanApp(VendorApp):
         self.route("GET", "/public/api/jobs", self.list_jobs)
         self.route("GET", "/public/api/jobs/status/(?P<status>[^/]+)", self.jobs_by_status)
         self.route("GET", "/public/api/jobs/(?P<job>[^/]+)", self.get_job)
-        self.route("GET", r"/files/(?P<job>[^/.]+)\.(?P<ext>json|csv)(?P<gz>\.gz)?", self.file)
 
     # -- data ----------------------------------------------------------------------------------
 
@@ -147,8 +151,6 @@ class ArtisanApp(VendorApp):
     # -- auth, apps, segments, profiles --------------------------------------------------------
 
     def authorized(self, request: Request) -> bool:
-        if request.path.startswith("/files/"):
-            return True
         token = request.headers.get("Authorization") == f'Token token="{self.config.secret_key}"'
         return token and request.headers.get("public-api-key") == self.config.public_key
 
@@ -242,10 +244,45 @@ class ArtisanApp(VendorApp):
         job["status"] = "FAILED" if failed else ("COMPLETE" if export["polls"] % 2 else "completed")
         job["end"] = now
         if not failed:
-            ext = "csv" if segment is not None and self.is_csv(export["app"], segment) else "json"
-            job["result_url"] = f"{request.base_url}/files/{job['_id']}.{ext}" + (
-                ".gz" if self.config.gzip else ""
+            self.store_result(job["_id"], export)
+
+    def store_result(self, job_id: str, export: dict[str, t.Any]) -> None:
+        """Put the job's result file in storage; ``result_url`` presigns it when read."""
+        segment = export["segment"]
+        ext = "csv" if segment is not None and self.is_csv(export["app"], segment) else "json"
+        name = f"{job_id}.{ext}" + (".gz" if self.config.gzip else "")
+        if segment is None:
+            items = self.export_profiles_of(export["app"])
+        else:
+            items = self.segment_members(export["app"], segment)
+        gz = self.config.gzip
+
+        def chunks() -> t.Iterable[bytes]:
+            if ext == "csv":
+                columns = list(items[0]) if items else ["artisanId"]
+                plain: t.Iterable[bytes] = data.csv_chunks(columns, items)
+            else:
+                plain = [json.dumps(items).encode()]
+            return data.gzip_chunks(plain) if gz else plain
+
+        self.storage.put(
+            self.config.bucket,
+            f"jobs/{name}",
+            chunks,
+            vendor=self.name,
+            fault_path=f"/files/{name}",
+        )
+        export["object"] = f"jobs/{name}"
+
+    def shown(self, job: dict[str, t.Any]) -> dict[str, t.Any]:
+        """A job as the API shows it: ``result_url`` a fresh presigned URL once there is one."""
+        shown = dict(job)
+        key = self.exports.get(job["_id"], {}).get("object")
+        if key is not None:
+            shown["result_url"] = self.storage.presign(
+                self.config.bucket, key, expires=self.config.url_expires_seconds
             )
+        return shown
 
     def get_job(self, request: Request) -> Response:
         assert request.match is not None
@@ -256,16 +293,19 @@ class ArtisanApp(VendorApp):
             self.advance(job, request)
             flat = self.exports.get(job["_id"], {}).get("polls", 0) % 2 == 0
         # The gem doc answers a flat object, the REST doc's style wraps it: alternate.
-        return json_response(dict(job) if flat else {"jobs": dict(job)})
+        return json_response(self.shown(job) if flat else {"jobs": self.shown(job)})
 
     def list_jobs(self, request: Request) -> Response:
-        return json_response({"jobs": [{"jobs": dict(job)} for job in self.jobs]})
+        return json_response({"jobs": [{"jobs": self.shown(job)} for job in self.jobs]})
 
     def jobs_by_status(self, request: Request) -> Response:
         assert request.match is not None
         wanted = request.match["status"].upper()
         wanted = {"COMPLETE": "COMPLETED"}.get(wanted, wanted)
-        flat = [{"id": j["_id"], **{k: v for k, v in j.items() if k != "_id"}} for j in self.jobs]
+        flat = [
+            {"id": j["_id"], **{k: v for k, v in self.shown(j).items() if k != "_id"}}
+            for j in self.jobs
+        ]
         return json_response(
             {
                 "jobs": [
@@ -276,24 +316,6 @@ class ArtisanApp(VendorApp):
                 ]
             }
         )
-
-    def file(self, request: Request) -> Response:
-        assert request.match is not None
-        export = self.exports.get(request.match["job"])
-        if export is None:
-            return Response(404, b"<Error>NoSuchKey</Error>", content_type="application/xml")
-        if export["segment"] is None:
-            items = self.export_profiles_of(export["app"])
-        else:
-            items = self.segment_members(export["app"], export["segment"])
-        if request.match["ext"] == "csv":
-            columns = list(items[0]) if items else ["artisanId"]
-            chunks: t.Iterable[bytes] = data.csv_chunks(columns, items)
-        else:
-            chunks = [json.dumps(items).encode()]
-        if request.match["gz"]:
-            chunks = data.gzip_chunks(chunks)
-        return Response(200, chunks, content_type="application/octet-stream")
 
     # -- simulator plumbing ------------------------------------------------------------------------
 

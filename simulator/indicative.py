@@ -4,8 +4,13 @@ Basic auth (API key : access token). ``GET /service/v1/segments/list``; ``POST
 /service/v1/segments/export/`` answers a PENDING export; ``GET
 /service/v1/segments/export/{exportId}`` stays PENDING until the export is done (after
 ``polls_to_complete`` status reads, or ``export_seconds`` of wall time), then answers
-COMPLETE with ``filename``: the URL of a CSV (or gzip) file on this server. Exports older
-than the 48-hour retention answer 404, and their files 403, like expired S3 objects.
+COMPLETE with ``filename``. The doc: the job "upload[s] the final result to Amazon S3"
+(line 5) and its example filename is ``s3://upload-bucket/path/to/<exportId>.csv`` (line
+101). So at completion the CSV (or gzip) file is put in the simulator's S3-like storage
+(``simulator.storage``, another origin) and ``filename`` is a presigned URL of it; with
+``filename_style = "s3"`` it is uploaded to a real S3 API (moto, ``simulator.s3``) and
+``filename`` is the ``s3://`` URI. Exports older than the 48-hour retention answer 404 and
+their file is deleted (its URL then answers 403, as S3 does for a missing key).
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
-from simulator import data
+from simulator import data, s3
 from simulator.server import Request, Response, VendorApp, error, json_response
 
+# indicative-segments-export.md:82 "the file will remain in Amazon for no more than 48 hours"
 RETENTION = dt.timedelta(hours=48)
 BASE_TIME = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
 
@@ -34,6 +40,9 @@ class Export:
     age_offset: dt.timedelta = dt.timedelta(0)
     status: str = "PENDING"
     ended: dt.datetime | None = None
+    bucket: str = ""
+    file_key: str | None = None  # where the file was put at completion
+    file_uri: str = ""  # s3://bucket/key when uploaded to a real S3 API
 
 
 @dataclass
@@ -47,6 +56,15 @@ class IndicativeConfig:
     retry_after: str | None = None
     api_key: str = "sim-indicative-key"
     access_token: str = "sim-indicative-token-secret"
+    # indicative-segments-export.md:101 "filename": "s3://upload-bucket/path/to/<id>.csv"
+    bucket: str = "upload-bucket"
+    key_prefix: str = "path/to/"
+    #: "presigned" (an https-style presigned URL on the simulator's storage) or "s3" (the
+    #: ``s3://bucket/key`` URI of the doc's example, uploaded to ``s3_endpoint_url``).
+    filename_style: str = "presigned"
+    s3_endpoint_url: str | None = None
+    #: our choice: how long a presigned ``filename`` is valid (the file itself lives 48 h).
+    url_expires_seconds: int = 3600
 
 
 class IndicativeApp(VendorApp):
@@ -65,7 +83,6 @@ class IndicativeApp(VendorApp):
         self.route("GET", "/service/v1/segments/list", self.list_segments)
         self.route("POST", "/service/v1/segments/export/?", self.trigger)
         self.route("GET", "/service/v1/segments/export/(?P<export_id>[^/]+)", self.status)
-        self.route("GET", r"/files/(?P<export_id>[^/.]+)\.csv(?P<gz>\.gz)?", self.file)
 
     # -- data ----------------------------------------------------------------------------
 
@@ -106,7 +123,14 @@ class IndicativeApp(VendorApp):
         self.segments[index]["lastRun"] = data.iso_millis(dt.datetime.now(dt.timezone.utc))
 
     def age_export(self, export_id: str, hours: float) -> None:
-        self.exports[export_id].age_offset += dt.timedelta(hours=hours)
+        """Make an export ``hours`` older; past the retention its file is deleted."""
+        export = self.exports[export_id]
+        export.age_offset += dt.timedelta(hours=hours)
+        if self.expired(export) and export.file_key is not None:
+            if export.file_uri.startswith("s3://"):
+                s3.delete(t.cast(str, self.config.s3_endpoint_url), export.bucket, export.file_key)
+            elif self.storage is not None:
+                self.storage.delete(export.bucket, export.file_key)
 
     def trigger_count(self) -> int:
         return sum(self.triggers.values())
@@ -118,9 +142,9 @@ class IndicativeApp(VendorApp):
 
     def authorized(self, request: Request) -> bool:
         expected = f"{self.config.api_key}:{self.config.access_token}".encode()
-        return request.headers.get("Authorization") == "Basic " + base64.b64encode(
-            expected
-        ).decode() or request.path.startswith("/files/")
+        return (
+            request.headers.get("Authorization") == "Basic " + base64.b64encode(expected).decode()
+        )
 
     def list_segments(self, request: Request) -> Response:
         return json_response(self.segments)
@@ -151,19 +175,6 @@ class IndicativeApp(VendorApp):
         headers = {"Retry-After": self.config.retry_after} if self.config.retry_after else {}
         return json_response(self.export_object(export, request), **headers)
 
-    def file(self, request: Request) -> Response:
-        assert request.match is not None
-        export = self.exports.get(request.match["export_id"])
-        if export is None or export.status != "COMPLETE" or self.expired(export):
-            return Response(
-                403, b"<Error><Code>AccessDenied</Code></Error>", content_type="application/xml"
-            )
-        rows = self.rows_of(t.cast(int, self.segment_index(export.segment_id)))
-        chunks = data.member_csv_chunks(self.seed, export.segment_id, rows)
-        if request.match["gz"]:
-            return Response(200, data.gzip_chunks(chunks), content_type="application/gzip")
-        return Response(200, chunks, content_type="text/csv")
-
     # -- export lifecycle ---------------------------------------------------------------------
 
     def advance(self, export: Export) -> None:
@@ -177,6 +188,48 @@ class IndicativeApp(VendorApp):
             index = self.segment_index(export.segment_id)
             export.status = "FAILED" if index in self.config.fail_segments else "COMPLETE"
             export.ended = dt.datetime.now(dt.timezone.utc)
+            if export.status == "COMPLETE":
+                self.store_file(export)
+
+    def store_file(self, export: Export) -> None:
+        """Upload the export's CSV (gzip when configured), as the doc says the job does."""
+        rows = self.rows_of(t.cast(int, self.segment_index(export.segment_id)))
+        seed, segment_id = self.seed, export.segment_id
+        gz = self.config.gzip
+        export.bucket = self.config.bucket
+        name = f"{export.export_id}.csv" + (".gz" if gz else "")
+        export.file_key = f"{self.config.key_prefix}{name}"
+
+        def chunks() -> t.Iterable[bytes]:
+            plain = data.member_csv_chunks(seed, segment_id, rows)
+            return data.gzip_chunks(plain) if gz else plain
+
+        if self.config.filename_style == "s3":
+            endpoint = self.config.s3_endpoint_url
+            if not endpoint:
+                raise ValueError("IndicativeConfig.filename_style 's3' needs s3_endpoint_url")
+            export.file_uri = s3.upload(endpoint, export.bucket, export.file_key, chunks())
+            return
+        self.storage.put(
+            export.bucket,
+            export.file_key,
+            chunks,
+            vendor=self.name,
+            fault_path=f"/files/{name}",
+            content_type="application/gzip" if gz else "text/csv",
+            size=None if gz else data.member_csv_size(seed, segment_id, rows),
+        )
+
+    def filename(self, export: Export) -> str | None:
+        """What ``filename`` says: null until COMPLETE (the doc's PENDING example, line 79),
+        then a fresh presigned URL of the file, or its ``s3://`` URI."""
+        if export.status != "COMPLETE" or export.file_key is None:
+            return None
+        if export.file_uri:
+            return export.file_uri
+        return self.storage.presign(
+            export.bucket, export.file_key, expires=self.config.url_expires_seconds
+        )
 
     def expired(self, export: Export) -> bool:
         age = dt.datetime.now(dt.timezone.utc) - export.started + export.age_offset
@@ -184,8 +237,6 @@ class IndicativeApp(VendorApp):
 
     def export_object(self, export: Export, request: Request) -> dict[str, t.Any]:
         index = t.cast(int, self.segment_index(export.segment_id))
-        suffix = ".csv.gz" if self.config.gzip else ".csv"
-        complete = export.status == "COMPLETE"
         return {
             "exportId": export.export_id,
             "segment": dict(self.segments[index]),
@@ -193,9 +244,7 @@ class IndicativeApp(VendorApp):
             "projectId": self.segments[index]["projectId"],
             "startTime": data.iso_millis(export.started),
             "endTime": data.iso_millis(export.ended) if export.ended else None,
-            "filename": f"{request.base_url}/files/{export.export_id}{suffix}"
-            if complete
-            else None,
+            "filename": self.filename(export),
         }
 
     # -- simulator plumbing -------------------------------------------------------------------

@@ -143,6 +143,11 @@ def test_cli_writes_env_file_and_stops_on_sigterm(tmp_path):
         )
         assert "TAP_SEGMENTS_INDICATIVE_API_KEY" in values
         assert requests.get(f"{values['SIMULATOR_URL']}/_sim/truth", timeout=5).ok
+        storage = values["SIMULATOR_STORAGE_URL"]
+        assert storage.startswith("http://127.0.0.1:") and storage != values["SIMULATOR_URL"]
+        assert requests.get(f"{storage}/any/key", timeout=5).status_code == 403
+        control = f"{values['SIMULATOR_URL']}/_sim/storage"
+        assert requests.get(f"{control}/requests", timeout=5).json()[0]["path"] == "/any/key"
     finally:
         process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 10
