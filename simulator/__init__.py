@@ -53,6 +53,50 @@ class SimConfig:
     kissmetrics: KissmetricsConfig = field(default_factory=KissmetricsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
 
+    @classmethod
+    def all_variants(cls, seed: int = 1, *, s3_endpoint_url: str | None = None) -> SimConfig:
+        """Every documented variant of every vendor switched on at once: where the docs
+        disagree, the reading a tap is least likely to expect (the tap sends ISO dates: the
+        run accepts only Unix seconds; it filters with ``endpointId``: the server honours
+        ``endpointID``), and every result file reached through a redirect to the second
+        storage origin. With ``s3_endpoint_url``, Indicative files are ``s3://`` URIs there.
+        ``Simulator.truth()`` stays what a correct tap emits."""
+        return cls(
+            seed=seed,
+            acoustic=AcousticConfig(
+                jobs_per_category=12,  # every documented status, two READY_FOR_DOWNLOAD jobs
+                endpoint_param="endpointID",
+                endpoint_id=7,
+                other_destination_jobs=True,
+                dates="iso",
+                field_set="list_example",
+                all_statuses=True,
+            ),
+            artisan=ArtisanConfig(
+                status_words="mixed",
+                jobs_shape="gem",
+                status_jobs_shape="gem",
+                job_shape="alternate",
+                url_lag_polls=2,
+                profiles_shape="gem",
+            ),
+            indicative=IndicativeConfig(
+                throttle_polls=1,
+                retry_after_form="date",
+                date_skew_seconds=600,
+                filename_style="s3" if s3_endpoint_url else "presigned",
+                s3_endpoint_url=s3_endpoint_url,
+            ),
+            kissmetrics=KissmetricsConfig(
+                run_dates="unix",
+                rejected_date_status=422,
+                next_links=False,
+                run_link_host="core",
+                require_content_type=True,
+            ),
+            storage=StorageConfig(redirect="other"),
+        )
+
 
 #: The vendors the simulator plays: name -> factory(SimConfig) -> the vendor's app(s); a
 #: vendor with several hosts (Kissmetrics) has one app per host, the first one its main app.

@@ -17,7 +17,6 @@ import threading
 from pathlib import Path
 
 from simulator import SimConfig, Simulator
-from simulator.indicative import IndicativeConfig
 
 SCALES = {
     "small": {"segments": 5, "rows": 50},
@@ -40,6 +39,11 @@ def parse_args() -> argparse.Namespace:
     serve.add_argument("--export-seconds", type=float, help="an export is done after S seconds")
     serve.add_argument("--polls-to-complete", type=int, default=3)
     serve.add_argument(
+        "--all-variants",
+        action="store_true",
+        help="every documented variant of every vendor at once (SimConfig.all_variants)",
+    )
+    serve.add_argument(
         "--storage-redirect",
         choices=("same", "other", "loop"),
         help="storage answers a 302 before serving a file (loop: never serves it)",
@@ -53,17 +57,14 @@ def parse_args() -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace) -> SimConfig:
     scale = SCALES[args.scale]
-    config = SimConfig(
-        seed=args.seed,
-        indicative=IndicativeConfig(
-            segments=args.segments or scale["segments"],
-            rows_per_segment=args.rows_per_segment or scale["rows"],
-            polls_to_complete=args.polls_to_complete,
-            export_seconds=args.export_seconds,
-            gzip=args.gzip,
-        ),
-    )
-    config.storage.redirect = args.storage_redirect
+    config = SimConfig.all_variants(args.seed) if args.all_variants else SimConfig(args.seed)
+    config.indicative.segments = args.segments or scale["segments"]
+    config.indicative.rows_per_segment = args.rows_per_segment or scale["rows"]
+    config.indicative.polls_to_complete = args.polls_to_complete
+    config.indicative.export_seconds = args.export_seconds
+    config.indicative.gzip = args.gzip
+    if args.storage_redirect:
+        config.storage.redirect = args.storage_redirect
     if args.s3_endpoint_url:
         config.indicative.filename_style = "s3"
         config.indicative.s3_endpoint_url = args.s3_endpoint_url

@@ -23,7 +23,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from simulator import data, s3
-from simulator.server import Request, Response, VendorApp, error, json_response
+from simulator.server import Request, Response, VendorApp, error, http_date, json_response
 
 # indicative-segments-export.md:82 "the file will remain in Amazon for no more than 48 hours"
 RETENTION = dt.timedelta(hours=48)
@@ -40,6 +40,7 @@ class Export:
     age_offset: dt.timedelta = dt.timedelta(0)
     status: str = "PENDING"
     ended: dt.datetime | None = None
+    throttled: int = 0  # status reads answered 429
     bucket: str = ""
     file_key: str | None = None  # where the file was put at completion
     file_uri: str = ""  # s3://bucket/key when uploaded to a real S3 API
@@ -65,6 +66,19 @@ class IndicativeConfig:
     s3_endpoint_url: str | None = None
     #: our choice: how long a presigned ``filename`` is valid (the file itself lives 48 h).
     url_expires_seconds: int = 3600
+    # line 21 "429 | Too Many Requests: Too many requests have been attempted in a given
+    # amount of time." The doc names no Retry-After; our choice: one is sent, as seconds or,
+    # as HTTP allows, as an HTTP date (read against the answer's own Date).
+    #: The first N status reads of each export answer 429 (then it goes on as usual).
+    throttle_polls: int = 0
+    retry_after_seconds: float = 1.0
+    retry_after_form: str = "seconds"  # or "date"
+    #: Seconds Indicative's clock is ahead of ours (negative: behind): its ``Date`` header and
+    #: any Retry-After date are on its clock. our choice: servers' clocks drift.
+    date_skew_seconds: float = 0.0
+    # line 20 "403 | Forbidden: ... the specified project does not have access to the
+    # Export API." False: the export endpoints answer that 403 (the list still works).
+    export_api_access: bool = True
 
 
 class IndicativeApp(VendorApp):
@@ -140,6 +154,10 @@ class IndicativeApp(VendorApp):
 
     # -- API -----------------------------------------------------------------------------
 
+    @property
+    def clock_skew_seconds(self) -> float:  # type: ignore[override]
+        return self.config.date_skew_seconds
+
     def authorized(self, request: Request) -> bool:
         expected = f"{self.config.api_key}:{self.config.access_token}".encode()
         return (
@@ -149,12 +167,25 @@ class IndicativeApp(VendorApp):
     def list_segments(self, request: Request) -> Response:
         return json_response(self.segments)
 
+    def no_export_access(self) -> Response:
+        message = (
+            "Forbidden: Your request was rejected because the specified project does not have "
+            "access to the Export API."
+        )
+        return error(403, message)
+
     def trigger(self, request: Request) -> Response:
+        if not self.config.export_api_access:
+            return self.no_export_access()
         body = request.json() or {}
         segment_id = str(body.get("segmentId", ""))
         index = self.segment_index(segment_id)
         if index is None:
             return error(404, f"unknown segment {segment_id!r}")
+        # line 63 "outputFormat": "csv" is the only format the doc shows; our choice: it may
+        # be left out, any other is refused.
+        if body.get("outputFormat", "csv") != "csv":
+            return error(400, f"unsupported outputFormat {body.get('outputFormat')!r}")
         with self.lock:
             self.triggers[segment_id] = self.triggers.get(segment_id, 0) + 1
             count = sum(self.triggers.values())
@@ -167,13 +198,35 @@ class IndicativeApp(VendorApp):
 
     def status(self, request: Request) -> Response:
         export = self.exports.get(request.match["export_id"]) if request.match else None
+        if not self.config.export_api_access:
+            return self.no_export_access()
         if export is None or self.expired(export):
             return error(404, "export not found")
         with self.lock:
-            export.polls += 1
-            self.advance(export)
+            throttled = export.throttled < self.config.throttle_polls
+            if throttled:
+                export.throttled += 1
+            else:
+                export.polls += 1
+                self.advance(export)
+        if throttled:
+            return self.too_many_requests()
         headers = {"Retry-After": self.config.retry_after} if self.config.retry_after else {}
         return json_response(self.export_object(export, request), **headers)
+
+    def too_many_requests(self) -> Response:
+        """429 with Retry-After in seconds, or as a date on Indicative's (skewed) clock."""
+        wait = self.config.retry_after_seconds
+        answer = error(429, "Too Many Requests")
+        if self.config.retry_after_form == "date":
+            server_now = dt.datetime.now(dt.timezone.utc) + dt.timedelta(
+                seconds=self.config.date_skew_seconds
+            )
+            answer.headers["Date"] = http_date(server_now)
+            answer.headers["Retry-After"] = http_date(server_now + dt.timedelta(seconds=wait))
+        else:
+            answer.headers["Retry-After"] = str(int(wait) if wait == int(wait) else wait)
+        return answer
 
     # -- export lifecycle ---------------------------------------------------------------------
 

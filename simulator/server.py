@@ -141,7 +141,11 @@ def set_switches(config: t.Any, values: t.Mapping[str, t.Any]) -> Response:
         return error(400, f"unknown switches {unknown}; known: {sorted(names)}")
     for name, value in values.items():
         setattr(config, name, value)
-    return json_response(dataclasses.asdict(config))
+    shown = {
+        name: sorted(value) if isinstance(value, (set, frozenset)) else value
+        for name, value in dataclasses.asdict(config).items()
+    }
+    return json_response(shown)
 
 
 @dataclass
