@@ -84,6 +84,7 @@ class SimConfig:
                 throttle_polls=1,
                 retry_after_form="date",
                 date_skew_seconds=600,
+                export_fields="example",
                 filename_style="s3" if s3_endpoint_url else "presigned",
                 s3_endpoint_url=s3_endpoint_url,
             ),

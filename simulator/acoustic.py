@@ -1,19 +1,22 @@
-"""Acoustic Exchange's jobs API, as shared/api-docs/acoustic-exchange-jobs.md says.
+"""Acoustic Exchange's jobs API, as shared/api-docs/acoustic-exchange-jobs.md says (cited
+below as ``acoustic-exchange-jobs.md:<line>``).
 
 Bearer auth. Jobs of the three categories with the documented field set (``started`` and
 ``ended`` as epoch milliseconds, ``scheduleDetails`` only with ``extraFields=true``),
 filters ``status`` and the endpoint; the one-job GET answers a one-element array, as the
 doc shows. READY_FOR_DOWNLOAD SEGMENT_EXPORT jobs name 1-3 CSV files, each with its own
-header, served here on the API with the Bearer key (line 359 "provide the authentication
-key for the account as the authorization bearer"). ``PUT /v1/jobs/{id}/status/complete``
-marks a job COMPLETE and deletes its files. The writer-side endpoints (upload data, fail,
-delete file, delete scheduled job) exist too, so tests can prove the tap never calls them.
+header, served here on the API with the Bearer key (acoustic-exchange-jobs.md:359
+"provide the authentication key for the account as the authorization bearer"). ``PUT
+/v1/jobs/{id}/status/complete`` marks a job COMPLETE and deletes its files. The
+writer-side endpoints (upload data, fail, delete file, delete scheduled job) exist too, so
+tests can prove the tap never calls them.
 
 Where the doc disagrees with itself, ``AcousticConfig`` switches between the readings: the
-endpoint filter is ``endpointID`` in the parameter table (line 41) and ``endpointId`` in the
-examples (lines 27, 30, 62): the server honours one spelling and ignores the other, as a
-real server would, so every endpoint's jobs come back; the list example (lines 67-110) lacks
-``subStatus``, ``errorDetails`` and ``shareAction`` that the one-job example (183-218) has.
+endpoint filter is ``endpointID`` in the parameter table (acoustic-exchange-jobs.md:41) and
+``endpointId`` in the examples (acoustic-exchange-jobs.md:27, 30, 62): the server honours
+one spelling and ignores the other, as a real server would, so every endpoint's jobs come
+back; the list example (acoustic-exchange-jobs.md:67-110) lacks ``subStatus``,
+``errorDetails`` and ``shareAction`` that the one-job example (183-218) has.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ def iso_of_millis(millis: int) -> str:
     return data.iso_millis(dt.datetime.fromtimestamp(millis / 1000, dt.timezone.utc))
 
 
-ALL_STATUSES = (  # lines 44-52, every documented status (the doc's RECIEVE typo kept)
+# acoustic-exchange-jobs.md:44-52, every documented status (the doc's RECIEVE typo kept)
+ALL_STATUSES = (
     "WAITING_TO_RECIEVE_DATA",
     "SCHEDULED",
     "PENDING",
@@ -55,9 +59,10 @@ ALL_STATUSES = (  # lines 44-52, every documented status (the doc's RECIEVE typo
     "NOTFOUND",
     "READY_FOR_DOWNLOAD",
 )
-#: Fields of the one-job example (lines 190-208) that the list example (67-110) lacks.
+#: Fields of the one-job example (acoustic-exchange-jobs.md:190-208) that the list example (67-110)
+#: lacks.
 LIST_EXAMPLE_OMITS = ("subStatus", "errorDetails", "shareAction")
-DESTINATION = 7  # lines 80, 198 "destinationEndpointID":7
+DESTINATION = 7  # acoustic-exchange-jobs.md:80, 198 "destinationEndpointID":7
 OTHER_DESTINATION = 8  # our choice: another pull destination of the same account
 
 
@@ -67,34 +72,37 @@ class AcousticConfig:
     rows_per_file: tuple[int, int] = (5, 30)
     gzip: bool = False
     auth_key: str = "sim-acoustic-auth-key-secret"
-    #: The filter spelling honoured on GET /v1/jobs/{category}: "endpointId" (lines 27, 30,
-    #: 62) or "endpointID" (line 41); the other is ignored. Scheduled jobs take only
-    #: "endpointId" (line 497, the one spelling their doc uses).
+    #: The filter spelling honoured on GET /v1/jobs/{category}: "endpointId"
+    #: (acoustic-exchange-jobs.md:27, 30, 62) or "endpointID" (acoustic-exchange-jobs.md:41); the
+    #: other is ignored. Scheduled jobs take only "endpointId" (acoustic-exchange-jobs.md:497, the
+    #: one spelling their doc uses).
     endpoint_param: str = "endpointId"
-    #: The endpoint the tap is configured with (``acoustic_endpoint_id``); None: no filter.
-    #: A job belongs to an endpoint that produces it or is its destination (our choice: line
-    #: 34 "waiting for endpoint 85 to upload" filters on the producer, line 52 "ready to be
+    #: The endpoint the tap is configured with (``acoustic_endpoint_id``); None: no filter. A job
+    #: belongs to an endpoint that produces it or is its destination (our choice: line 34 "waiting
+    #: for endpoint 85 to upload" filters on the producer, acoustic-exchange-jobs.md:52 "ready to be
     #: downloaded to an endpoint" on the destination).
     endpoint_id: int | None = None
     #: Some jobs are for another destination endpoint (8) of the account.
     other_destination_jobs: bool = False
-    #: ``started``/``ended``: "epoch_ms" (lines 91-92, 212) or "iso" (our choice: the ISO
-    #: strings SPEC lists among the vendors' date forms; the Acoustic doc shows none).
+    #: ``started``/``ended``: "epoch_ms" (acoustic-exchange-jobs.md:91-92, 212) or "iso" (our
+    #: choice: the ISO strings SPEC lists among the vendors' date forms; the Acoustic doc shows
+    #: none).
     dates: str = "epoch_ms"
-    #: GET /v1/jobs/{category}/{jobId}: "array" (lines 183-218, a one-element array) or
-    #: "object" (our choice: the one job alone).
+    #: GET /v1/jobs/{category}/{jobId}: "array" (acoustic-exchange-jobs.md:183-218, a one-element
+    #: array) or "object" (our choice: the one job alone).
     one_job_shape: str = "array"
     #: Job fields: "full" (the one-job example's set) or "list_example" (lists leave out
     #: ``LIST_EXAMPLE_OMITS``, as the list example does).
     field_set: str = "full"
     #: Statuses cycle over every documented status, not only the usual few.
     all_statuses: bool = False
-    #: PUT .../status/complete answers true (line 425 "True: The job is marked complete")
-    #: or, with False, false and changes nothing (line 427 "False: The job is not marked
-    #: complete or all files are not deleted.").
+    #: PUT .../status/complete answers true (acoustic-exchange-jobs.md:425 "True: The job is marked
+    #: complete") or, with False, false and changes nothing (acoustic-exchange-jobs.md:427 "False:
+    #: The job is not marked complete or all files are not deleted.").
     complete_succeeds: bool = True
-    #: The file download path: "segmentDataFiles" (lines 339, 366), "segmentDateFiles" (our
-    #: choice: the typo of line 315's DELETE example applied to GET) or "both".
+    #: The file download path: "segmentDataFiles" (acoustic-exchange-jobs.md:339, 366),
+    #: "segmentDateFiles" (our choice: the typo of acoustic-exchange-jobs.md:315's DELETE example
+    #: applied to GET) or "both".
     files_path: str = "segmentDataFiles"
 
 
@@ -218,8 +226,8 @@ class AcousticApp(VendorApp):
 
     def view(self, job: dict[str, t.Any], request: Request, *, listed: bool) -> dict[str, t.Any]:
         shown = dict(job)
-        # line 55 "extraFields ... set to true, the call returns additional schedule
-        # information, such as started, ended, and scheduleDetails"
+        # acoustic-exchange-jobs.md:55 "extraFields ... set to true, the call returns additional
+        # schedule information, such as started, ended, and scheduleDetails"
         if request.arg("extraFields") != "true":
             for extra in ("started", "ended", "scheduleDetails"):
                 shown.pop(extra)
@@ -227,7 +235,7 @@ class AcousticApp(VendorApp):
             for moment in ("started", "ended"):
                 if shown[moment] is not None:
                     shown[moment] = iso_of_millis(shown[moment])
-        # line 54 "pass this parameter to return producerSegmentIDString"
+        # acoustic-exchange-jobs.md:54 "pass this parameter to return producerSegmentIDString"
         if request.arg("includeProducerSegmentIDString") is None:
             shown["producerSegmentIDString"] = None
         if listed and self.config.field_set == "list_example":
@@ -309,8 +317,8 @@ class AcousticApp(VendorApp):
     def scheduled_jobs(self, request: Request) -> Response:
         assert request.match is not None
         if request.match["category"] != "SEGMENT_EXPORT":
-            return error(400, "jobCategory must be SEGMENT_EXPORT")  # line 496
-        endpoint = request.arg("endpointId")  # line 497 "endpointIdOptional"
+            return error(400, "jobCategory must be SEGMENT_EXPORT")  # acoustic-exchange-jobs.md:496
+        endpoint = request.arg("endpointId")  # acoustic-exchange-jobs.md:497 "endpointIdOptional"
         scheduled = [
             {
                 "jobId": job["scheduledJobId"],

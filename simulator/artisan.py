@@ -307,12 +307,22 @@ class ArtisanApp(VendorApp):
         app_id = request.match["app"]
         if app_id not in self.segments:
             return error(404, "unknown app")
+        # gem:142-145 artisan_ids or shared_user_ids ("either ... but not both"); without
+        # either, our choice: every profile of the app (REST:124 shows only callbackUrl).
+        body = request.json() if request.body.strip().startswith(b"{") else {}
+        ids, source = body.get("artisan_ids"), "artisan"
+        if body.get("shared_user_ids"):
+            if ids:
+                return error(400, "pass either artisan_ids or shared_user_ids, not both")
+            ids, source = body["shared_user_ids"], "custom"
         what = {
             "app": app_id,
             "segment": None,
             "type": "Profiles Export",
             "identifier": "profile-export",
             "description": "profiles",
+            "ids": [str(i) for i in ids] if ids else None,
+            "source": source,
         }
         job = self._new_job(f"{app_id}/profiles", what, request)
         return json_response({"jobs": {"_id": job["_id"], "status": "queued"}})  # the wrapped shape
@@ -346,7 +356,9 @@ class ArtisanApp(VendorApp):
         segment = export["segment"]
         ext = "csv" if segment is not None and self.is_csv(export["app"], segment) else "json"
         name = f"{job_id}.{ext}" + (".gz" if self.config.gzip else "")
-        if segment is None:
+        if segment is None and export.get("ids"):
+            items = [self.profile(export["app"], i, export["source"]) for i in export["ids"]]
+        elif segment is None:
             items = self.export_profiles_of(export["app"])
         else:
             items = self.segment_members(export["app"], segment)

@@ -5,8 +5,9 @@ Basic auth (API key : access token). ``GET /service/v1/segments/list``; ``POST
 /service/v1/segments/export/{exportId}`` stays PENDING until the export is done (after
 ``polls_to_complete`` status reads, or ``export_seconds`` of wall time), then answers
 COMPLETE with ``filename``. The doc: the job "upload[s] the final result to Amazon S3"
-(line 5) and its example filename is ``s3://upload-bucket/path/to/<exportId>.csv`` (line
-101). So at completion the CSV (or gzip) file is put in the simulator's S3-like storage
+(indicative-segments-export.md:5) and its example filename is
+``s3://upload-bucket/path/to/<exportId>.csv`` (indicative-segments-export.md:101). So at
+completion the CSV (or gzip) file is put in the simulator's S3-like storage
 (``simulator.storage``, another origin) and ``filename`` is a presigned URL of it; with
 ``filename_style = "s3"`` it is uploaded to a real S3 API (moto, ``simulator.s3``) and
 ``filename`` is the ``s3://`` URI. Exports older than the 48-hour retention answer 404 and
@@ -66,9 +67,9 @@ class IndicativeConfig:
     s3_endpoint_url: str | None = None
     #: our choice: how long a presigned ``filename`` is valid (the file itself lives 48 h).
     url_expires_seconds: int = 3600
-    # line 21 "429 | Too Many Requests: Too many requests have been attempted in a given
-    # amount of time." The doc names no Retry-After; our choice: one is sent, as seconds or,
-    # as HTTP allows, as an HTTP date (read against the answer's own Date).
+    # indicative-segments-export.md:21 "429 | Too Many Requests: Too many requests have been
+    # attempted in a given amount of time." The doc names no Retry-After; our choice: one is sent,
+    # as seconds or, as HTTP allows, as an HTTP date (read against the answer's own Date).
     #: The first N status reads of each export answer 429 (then it goes on as usual).
     throttle_polls: int = 0
     retry_after_seconds: float = 1.0
@@ -76,9 +77,13 @@ class IndicativeConfig:
     #: Seconds Indicative's clock is ahead of ours (negative: behind): its ``Date`` header and
     #: any Retry-After date are on its clock. our choice: servers' clocks drift.
     date_skew_seconds: float = 0.0
-    # line 20 "403 | Forbidden: ... the specified project does not have access to the
-    # Export API." False: the export endpoints answer that 403 (the list still works).
+    # indicative-segments-export.md:20 "403 | Forbidden: ... the specified project does not have
+    # access to the Export API." False: the export endpoints answer that 403 (the list still works).
     export_api_access: bool = True
+    #: The export object's fields: "table" (indicative-segments-export.md:53-59, with a
+    #: top-level projectId) or "example" (the examples, lines 65-80 and 87-102, have no
+    #: top-level projectId; it is only inside ``segment``).
+    export_fields: str = "table"
 
 
 class IndicativeApp(VendorApp):
@@ -182,8 +187,8 @@ class IndicativeApp(VendorApp):
         index = self.segment_index(segment_id)
         if index is None:
             return error(404, f"unknown segment {segment_id!r}")
-        # line 63 "outputFormat": "csv" is the only format the doc shows; our choice: it may
-        # be left out, any other is refused.
+        # indicative-segments-export.md:63 "outputFormat": "csv" is the only format the doc shows;
+        # our choice: it may be left out, any other is refused.
         if body.get("outputFormat", "csv") != "csv":
             return error(400, f"unsupported outputFormat {body.get('outputFormat')!r}")
         with self.lock:
@@ -274,8 +279,9 @@ class IndicativeApp(VendorApp):
         )
 
     def filename(self, export: Export) -> str | None:
-        """What ``filename`` says: null until COMPLETE (the doc's PENDING example, line 79),
-        then a fresh presigned URL of the file, or its ``s3://`` URI."""
+        """What ``filename`` says: null until COMPLETE (the doc's PENDING example,
+        indicative-segments-export.md:79), then a fresh presigned URL of the file, or its
+        ``s3://`` URI."""
         if export.status != "COMPLETE" or export.file_key is None:
             return None
         if export.file_uri:
@@ -290,7 +296,7 @@ class IndicativeApp(VendorApp):
 
     def export_object(self, export: Export, request: Request) -> dict[str, t.Any]:
         index = t.cast(int, self.segment_index(export.segment_id))
-        return {
+        shown = {
             "exportId": export.export_id,
             "segment": dict(self.segments[index]),
             "status": export.status,
@@ -299,6 +305,9 @@ class IndicativeApp(VendorApp):
             "endTime": data.iso_millis(export.ended) if export.ended else None,
             "filename": self.filename(export),
         }
+        if self.config.export_fields == "example":
+            del shown["projectId"]
+        return shown
 
     # -- simulator plumbing -------------------------------------------------------------------
 

@@ -9,11 +9,12 @@ rows, with HAL ``self``/``export`` links and, unless switched off, ``next``). Be
 Rows per window are deterministic from the report id and the window's first UTC day.
 
 The doc disagrees with itself, and each form is behind a switch of ``KissmetricsConfig``:
-run dates are "Unix timestamps in seconds" in its prose (line 195) and ISO-8601 strings in its
-example (line 204); the reports list's ``run`` link is on the core host at
-``/query/reports/{id}/run`` (line 159) while the run section posts to the query host's
-``/v2/products/{product}/reports/{report}/run`` (line 200); the results example has no
-``next`` link (lines 336-349).
+run dates are "Unix timestamps in seconds" in its prose (kissmetrics-core-api.md:93) and
+ISO-8601 strings in its example (kissmetrics-core-api.md:102); the reports list's ``run``
+link is on the core host at ``/query/reports/{id}/run`` (kissmetrics-core-api.md:57) while
+the run section posts to the query host's ``/v2/products/{product}/reports/{report}/run``
+(kissmetrics-core-api.md:98); the results example has no ``next`` link
+(kissmetrics-core-api.md:234-247).
 """
 
 from __future__ import annotations
@@ -37,20 +38,21 @@ class KissmetricsConfig:
     token: str = "sim-kissmetrics-token-secret"
     omit_location: bool = False  # a status answer without Location nor link
     total_off_by: int = 0  # pagination.total that disagrees with the pages
-    #: Run dates accepted: "iso" (line 204, the example: "2015-06-02T20:00:00-04:00"),
-    #: "unix" (line 195 "as Unix timestamps in seconds") or "both".
+    #: Run dates accepted: "iso" (kissmetrics-core-api.md:102, the example:
+    #: "2015-06-02T20:00:00-04:00"), "unix" (kissmetrics-core-api.md:93 "as Unix timestamps in
+    #: seconds") or "both".
     run_dates: str = "iso"
     #: The answer to a run whose dates are in the form not accepted: 400 or 422 (the doc
     #: names neither; our choice, both are what APIs answer for a body they refuse).
     rejected_date_status: int = 400
     #: A ``next`` link on every results page but the last (our choice); the doc's example
-    #: (lines 336-349) has only ``self`` and ``export``: False leaves it out.
+    #: (kissmetrics-core-api.md:234-247) has only ``self`` and ``export``: False leaves it out.
     next_links: bool = True
-    #: Reports' ``run`` link: "query" (line 200, the query host's v2 path) or "core" (line
-    #: 159, https://api.kissmetrics.com/query/reports/{id}/run, on the core host).
+    #: Reports' ``run`` link: "query" (kissmetrics-core-api.md:98, the query host's v2 path) or
+    #: "core" (line 57, https://api.kissmetrics.com/query/reports/{id}/run, on the core host).
     run_link_host: str = "query"
-    #: Lines 125-127 "When we require a POST ... you must specify the Content-Type." True: a
-    #: run without ``Content-Type: application/json`` answers 415 (our choice of status).
+    #: kissmetrics-core-api.md:23-25 "When we require a POST ... you must specify the Content-Type."
+    #: True: a run without ``Content-Type: application/json`` answers 415 (our choice of status).
     require_content_type: bool = False
 
 
@@ -168,7 +170,7 @@ class KissmetricsCoreApp(VendorApp):
         )
 
     def run(self, request: Request) -> Response:
-        """Line 159's run link, ``/query/reports/{id}/run`` on the core host."""
+        """kissmetrics-core-api.md:57's run link, ``/query/reports/{id}/run`` on the core host."""
         assert request.match is not None
         return self.state.run(request, request.match["report"])
 

@@ -174,7 +174,35 @@ def test_artisan_apps_list_can_be_absent_and_callbacks_are_recorded():
         assert sim.artisan.callback_urls == ["x"]
 
 
+def test_artisan_profile_export_of_given_ids():
+    with simulator(artisan=ArtisanConfig(polls_to_complete=1, job_shape="gem")) as sim:
+        client = Client(sim)
+        app = sim.artisan.apps[0]["id"]
+        path = f"/public/api/apps/{app}/users/export"
+        both = {"artisan_ids": ["a"], "shared_user_ids": ["s"]}
+        assert client.artisan("POST", path, json=both).status_code == 400
+        job_id = client.artisan("POST", path, json={"shared_user_ids": ["s1", "s2"]}).json()
+        job = client.artisan("GET", f"/public/api/jobs/{job_id['jobs']['_id']}").json()
+        profiles = requests.get(job["result_url"]).json()
+        assert [(p["identifier"], p["identifierSource"]) for p in profiles] == [
+            ("s1", "custom"),
+            ("s2", "custom"),
+        ]
+
+
 # -- Indicative -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fields", "top_level_project"), [("table", True), ("example", False)])
+def test_indicative_export_object_fields(fields, top_level_project):
+    with simulator(indicative=IndicativeConfig(segments=1, export_fields=fields)) as sim:
+        client = Client(sim)
+        segment = sim.indicative.segments[0]["segmentId"]
+        export = client.indicative(
+            "POST", "/service/v1/segments/export/", json={"segmentId": segment}
+        )
+        assert ("projectId" in export.json()) is top_level_project
+        assert export.json()["segment"]["projectId"]
 
 
 def http_moment(value: str) -> dt.datetime:
