@@ -111,7 +111,10 @@ class VendorApp:
                 if not self.authorized(request):
                     return error(401, "Unauthorized: credentials could not be validated")
                 request.match = match
-                return handler(request)
+                try:
+                    return handler(request)
+                except json.JSONDecodeError:
+                    return error(400, "the request body is not valid JSON")  # our choice
         return error(405 if allowed else 404, f"no route for {request.method} {request.path}")
 
     def tap_config(self, base_url: str) -> dict[str, t.Any]:

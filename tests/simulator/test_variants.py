@@ -585,3 +585,11 @@ def test_every_variant_at_once_is_read_exactly_by_a_client_written_from_the_docs
         redirected = [r for r in sim.storage.requests if r.status == 302]
         assert redirected and {r.origin for r in sim.storage.requests} == set(sim.storage.origins)
         assert sim.storage.credential_leaks() == []
+
+
+def test_a_body_that_is_not_json_is_a_400():
+    with simulator(kissmetrics=KissmetricsConfig(reports=1)) as sim:
+        client = Client(sim)
+        headers = {"Content-Type": "application/json"}
+        answer = client.kissmetrics("POST", run_link(client), data="{not json", headers=headers)
+        assert answer.status_code == 400
