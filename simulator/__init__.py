@@ -2,14 +2,20 @@
 
 ``Simulator(SimConfig(...))`` starts one HTTP server on 127.0.0.1 that serves each vendor's
 documented endpoints under its own prefix, with its documented auth, deterministic data
-of configurable size, export jobs that finish after several polls, downloadable result
-files (plain and gzip), and faults tests switch on. Nothing here ever calls a real vendor.
+of configurable size, export jobs that finish after several polls, and faults tests switch
+on; and two S3-like storage origins (``simulator.storage``, other ports, so other origins)
+that serve the result files Artisan and Indicative point to, through presigned URLs.
+Nothing here ever calls a real vendor.
 
     with Simulator(SimConfig(seed=1)) as sim:
         config = sim.tap_config()          # tap settings: base URLs and fake credentials
         sim.faults.add("status", vendor="indicative", path="/list", status=429, retry_after="1")
         sim.truth()                        # exact record counts the tap should emit, per stream
-        sim.requests                       # every request the server saw
+        sim.requests                       # every request the API server saw
+        sim.storage.requests               # every request the storage origins saw, all headers
+        sim.storage.credential_leaks()     # those that carried a vendor credential
+
+``SimConfig.all_variants()`` switches on every documented variant of every vendor at once.
 """
 
 from __future__ import annotations
@@ -20,10 +26,20 @@ from dataclasses import dataclass, field
 
 from simulator.acoustic import AcousticApp, AcousticConfig
 from simulator.artisan import ArtisanApp, ArtisanConfig
-from simulator.faults import FaultSet
 from simulator.indicative import IndicativeApp, IndicativeConfig
 from simulator.kissmetrics import KissmetricsConfig, kissmetrics_apps
 from simulator.server import LoggedRequest, SimServer, VendorApp
+from simulator.storage import ObjectStorage, StorageConfig, StorageServer
+
+#: The tap settings that hold credentials: what must never reach the storage origins.
+CREDENTIAL_SETTINGS = (
+    "artisan_public_api_key",
+    "artisan_secret_api_key",
+    "indicative_api_key",
+    "indicative_access_token",
+    "kissmetrics_api_token",
+    "acoustic_auth_key",
+)
 
 
 @dataclass
@@ -35,6 +51,52 @@ class SimConfig:
     artisan: ArtisanConfig = field(default_factory=ArtisanConfig)
     indicative: IndicativeConfig = field(default_factory=IndicativeConfig)
     kissmetrics: KissmetricsConfig = field(default_factory=KissmetricsConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+
+    @classmethod
+    def all_variants(cls, seed: int = 1, *, s3_endpoint_url: str | None = None) -> SimConfig:
+        """Every documented variant of every vendor switched on at once: where the docs
+        disagree, the reading a tap is least likely to expect (the tap sends ISO dates: the
+        run accepts only Unix seconds; it filters with ``endpointId``: the server honours
+        ``endpointID``), and every result file reached through a redirect to the second
+        storage origin. With ``s3_endpoint_url``, Indicative files are ``s3://`` URIs there.
+        ``Simulator.truth()`` stays what a correct tap emits."""
+        return cls(
+            seed=seed,
+            acoustic=AcousticConfig(
+                jobs_per_category=12,  # every documented status, two READY_FOR_DOWNLOAD jobs
+                endpoint_param="endpointID",
+                endpoint_id=7,
+                other_destination_jobs=True,
+                dates="iso",
+                field_set="list_example",
+                all_statuses=True,
+            ),
+            artisan=ArtisanConfig(
+                status_words="mixed",
+                jobs_shape="gem",
+                status_jobs_shape="gem",
+                job_shape="alternate",
+                url_lag_polls=2,
+                profiles_shape="gem",
+            ),
+            indicative=IndicativeConfig(
+                throttle_polls=1,
+                retry_after_form="date",
+                date_skew_seconds=600,
+                export_fields="example",
+                filename_style="s3" if s3_endpoint_url else "presigned",
+                s3_endpoint_url=s3_endpoint_url,
+            ),
+            kissmetrics=KissmetricsConfig(
+                run_dates="unix",
+                rejected_date_status=422,
+                next_links=False,
+                run_link_host="core",
+                require_content_type=True,
+            ),
+            storage=StorageConfig(redirect="other"),
+        )
 
 
 #: The vendors the simulator plays: name -> factory(SimConfig) -> the vendor's app(s); a
@@ -61,7 +123,14 @@ class Simulator:
             mounts.extend(vendor_apps)
         self.server = SimServer((host, port), mounts)
         self.server.truth = self.truth
-        self._thread: threading.Thread | None = None
+        self.storage = ObjectStorage(self.config.storage, self.server.faults)
+        self.storage.default_secrets = self.credentials
+        # Two origins: results are served from the first; redirects may lead to the second.
+        self.storage_servers = [StorageServer((host, 0), self.storage) for _ in range(2)]
+        self.server.controls["storage"] = self.storage.control
+        for app in mounts:
+            app.storage = self.storage
+        self._threads: list[threading.Thread] = []
 
     def __getattr__(self, name: str) -> t.Any:
         apps = self.__dict__.get("apps", {})
@@ -70,15 +139,17 @@ class Simulator:
         raise AttributeError(name)
 
     def start(self) -> Simulator:
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        for server in (self.server, *self.storage_servers):
+            # A short poll interval: stopping waits for it, three servers in a row.
+            thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        for server in (self.server, *self.storage_servers):
+            server.shutdown()
+            server.server_close()
 
     def __enter__(self) -> Simulator:
         return self.start()
@@ -89,6 +160,16 @@ class Simulator:
     @property
     def url(self) -> str:
         return self.server.url
+
+    @property
+    def storage_url(self) -> str:
+        """The storage origin result files are served from (the second one: ``storage.origins``)."""
+        return self.storage.url
+
+    def credentials(self) -> list[str]:
+        """Every credential value the simulated vendors accept (and the tap is given)."""
+        config = self.tap_config()
+        return [str(config[name]) for name in CREDENTIAL_SETTINGS if config.get(name)]
 
     def base_url(self, vendor: str) -> str:
         return f"{self.url}/{self.apps[vendor].prefix}"
@@ -106,7 +187,7 @@ class Simulator:
         return counts
 
     @property
-    def faults(self) -> FaultSet:
+    def faults(self):  # type: ignore[no-untyped-def]
         return self.server.faults
 
     @property
@@ -121,4 +202,4 @@ class Simulator:
         return counts
 
 
-__all__ = ["VENDOR_APPS", "SimConfig", "Simulator"]
+__all__ = ["CREDENTIAL_SETTINGS", "VENDOR_APPS", "SimConfig", "Simulator", "StorageConfig"]

@@ -1,7 +1,10 @@
 """``python -m simulator serve``: run the simulator until SIGTERM/SIGINT.
 
 After binding it writes (with ``--env-file``) ``export TAP_SEGMENTS_<SETTING>=...`` lines for
-the tap's settings and ``export SIMULATOR_URL=...``, so a shell can ``source`` them.
+the tap's settings, ``export SIMULATOR_URL=...`` (the vendor API server, with the ``/_sim``
+control endpoints) and ``export SIMULATOR_STORAGE_URL=...`` (the storage origin result files
+are served from; ``SIMULATOR_STORAGE_URLS`` lists both origins), so a shell can ``source``
+them.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import threading
 from pathlib import Path
 
 from simulator import SimConfig, Simulator
-from simulator.indicative import IndicativeConfig
 
 SCALES = {
     "small": {"segments": 5, "rows": 50},
@@ -36,25 +38,45 @@ def parse_args() -> argparse.Namespace:
     serve.add_argument("--gzip", action="store_true", help="serve export files gzip-compressed")
     serve.add_argument("--export-seconds", type=float, help="an export is done after S seconds")
     serve.add_argument("--polls-to-complete", type=int, default=3)
+    serve.add_argument(
+        "--all-variants",
+        action="store_true",
+        help="every documented variant of every vendor at once (SimConfig.all_variants)",
+    )
+    serve.add_argument(
+        "--storage-redirect",
+        choices=("same", "other", "loop"),
+        help="storage answers a 302 before serving a file (loop: never serves it)",
+    )
+    serve.add_argument(
+        "--s3-endpoint-url",
+        help="Indicative files uploaded to this S3 endpoint, filename answered as s3://bucket/key",
+    )
     return parser.parse_args()
 
 
 def build_config(args: argparse.Namespace) -> SimConfig:
     scale = SCALES[args.scale]
-    return SimConfig(
-        seed=args.seed,
-        indicative=IndicativeConfig(
-            segments=args.segments or scale["segments"],
-            rows_per_segment=args.rows_per_segment or scale["rows"],
-            polls_to_complete=args.polls_to_complete,
-            export_seconds=args.export_seconds,
-            gzip=args.gzip,
-        ),
-    )
+    config = SimConfig.all_variants(args.seed) if args.all_variants else SimConfig(args.seed)
+    config.indicative.segments = args.segments or scale["segments"]
+    config.indicative.rows_per_segment = args.rows_per_segment or scale["rows"]
+    config.indicative.polls_to_complete = args.polls_to_complete
+    config.indicative.export_seconds = args.export_seconds
+    config.indicative.gzip = args.gzip
+    if args.storage_redirect:
+        config.storage.redirect = args.storage_redirect
+    if args.s3_endpoint_url:
+        config.indicative.filename_style = "s3"
+        config.indicative.s3_endpoint_url = args.s3_endpoint_url
+    return config
 
 
 def env_lines(sim: Simulator) -> list[str]:
-    lines = [f"export SIMULATOR_URL={shlex.quote(sim.url)}"]
+    lines = [
+        f"export SIMULATOR_URL={shlex.quote(sim.url)}",
+        f"export SIMULATOR_STORAGE_URL={shlex.quote(sim.storage_url)}",
+        f"export SIMULATOR_STORAGE_URLS={shlex.quote(' '.join(sim.storage.origins))}",
+    ]
     for key, value in sim.tap_config().items():
         text = json.dumps(value) if isinstance(value, (list, dict, bool)) else str(value)
         lines.append(f"export TAP_SEGMENTS_{key.upper()}={shlex.quote(text)}")

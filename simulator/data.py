@@ -84,6 +84,26 @@ def member_csv_chunks(seed: int, scope: str, rows: int) -> t.Iterator[bytes]:
         )
 
 
+def member_csv_size(seed: int, scope: str, rows: int) -> int:
+    """``len(b"".join(member_csv_chunks(seed, scope, rows)))``, without generating it."""
+    tails = []
+    for _tag, cells in _member_pool(seed, scope):
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerow([cells[c] for c in MEMBER_COLUMNS[2:]])
+        tails.append(len(text.getvalue().encode()))
+    size = len(",".join(MEMBER_COLUMNS)) + 1
+    # Row i is "u%07d-<tag>,u%07d-<tag>@example.test,<tail>": 2 * (1 + digits + 1 + 6) + 15
+    # bytes before its tail, where digits is 7 below 10**7 and grows with i after.
+    full, part = divmod(rows, POOL_SIZE)
+    size += full * sum(tails) + sum(tails[:part])
+    digits, low = 7, 0
+    while low < rows:
+        high = min(rows, 10**digits)
+        size += (high - low) * (2 * (digits + 8) + 15)
+        low, digits = high, digits + 1
+    return size
+
+
 MEMBER_COLUMNS = ("userId", "email", "firstSeen", "country", "note")
 
 

@@ -5,8 +5,16 @@ links point at the query mount) and ``/kissmetrics-query`` (``POST
 /v2/products/{product}/reports/{report}/run`` answers 202 + Location;
 ``GET /v2/queries/{id}/status`` answers 202 (queued), then 200 with ``progress`` until the
 query is done, then 201 + Location; ``GET /v2/queries/{id}/results?limit&offset`` pages the
-rows, with HAL ``self``/``next`` links). Bearer auth. Rows per window are deterministic from
-the report id and the window start.
+rows, with HAL ``self``/``export`` links and, unless switched off, ``next``). Bearer auth.
+Rows per window are deterministic from the report id and the window's first UTC day.
+
+The doc disagrees with itself, and each form is behind a switch of ``KissmetricsConfig``:
+run dates are "Unix timestamps in seconds" in its prose (kissmetrics-core-api.md:93) and
+ISO-8601 strings in its example (kissmetrics-core-api.md:102); the reports list's ``run``
+link is on the core host at ``/query/reports/{id}/run`` (kissmetrics-core-api.md:57) while
+the run section posts to the query host's ``/v2/products/{product}/reports/{report}/run``
+(kissmetrics-core-api.md:98); the results example has no ``next`` link
+(kissmetrics-core-api.md:234-247).
 """
 
 from __future__ import annotations
@@ -30,6 +38,22 @@ class KissmetricsConfig:
     token: str = "sim-kissmetrics-token-secret"
     omit_location: bool = False  # a status answer without Location nor link
     total_off_by: int = 0  # pagination.total that disagrees with the pages
+    #: Run dates accepted: "iso" (kissmetrics-core-api.md:102, the example:
+    #: "2015-06-02T20:00:00-04:00"), "unix" (kissmetrics-core-api.md:93 "as Unix timestamps in
+    #: seconds") or "both".
+    run_dates: str = "iso"
+    #: The answer to a run whose dates are in the form not accepted: 400 or 422 (the doc
+    #: names neither; our choice, both are what APIs answer for a body they refuse).
+    rejected_date_status: int = 400
+    #: A ``next`` link on every results page but the last (our choice); the doc's example
+    #: (kissmetrics-core-api.md:234-247) has only ``self`` and ``export``: False leaves it out.
+    next_links: bool = True
+    #: Reports' ``run`` link: "query" (kissmetrics-core-api.md:98, the query host's v2 path) or
+    #: "core" (line 57, https://api.kissmetrics.com/query/reports/{id}/run, on the core host).
+    run_link_host: str = "query"
+    #: kissmetrics-core-api.md:23-25 "When we require a POST ... you must specify the Content-Type."
+    #: True: a run without ``Content-Type: application/json`` answers 415 (our choice of status).
+    require_content_type: bool = False
 
 
 def _hal(rel: str, name: str, href: str) -> dict[str, t.Any]:
@@ -41,14 +65,28 @@ def _midnight(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _date_range(start: str, end: str) -> bool:
-    """Both dates parse (the doc's example: ISO-8601 with an offset) and start < end."""
+def run_date(value: t.Any) -> tuple[str, dt.datetime] | None:
+    """A run date's form ("iso" or "unix") and moment, or None when it is neither: ISO-8601
+    with an offset (the example), or Unix seconds (a number, or a string of digits)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
+        return "unix", dt.datetime.fromtimestamp(int(value), dt.timezone.utc)
+    if not isinstance(value, str):
+        return None
     try:
-        first = dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
-        last = dt.datetime.fromisoformat(end.replace("Z", "+00:00"))
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return False
-    return first.tzinfo is not None and last.tzinfo is not None and first < last
+        return None
+    return ("iso", moment) if moment.tzinfo is not None else None
+
+
+def window_day(start: t.Any) -> str:
+    """The UTC day (YYYY-MM-DD) a window starts on, whichever form its start came in."""
+    parsed = run_date(start)
+    if parsed is None:
+        return str(start)[:10]
+    return parsed[1].astimezone(dt.timezone.utc).strftime("%Y-%m-%d")
 
 
 class KissmetricsState:
@@ -59,19 +97,56 @@ class KissmetricsState:
         self.config = config
         self.lock = threading.Lock()
         self.queries: dict[str, dict[str, t.Any]] = {}
-        self.runs: dict[tuple[str, str], int] = {}  # (report id, start_date) -> runs
+        self.runs: dict[tuple[str, str], int] = {}  # (report id, start_date as sent) -> runs
+        #: (report id, date form) -> runs refused because of their date form
+        self.rejected: dict[tuple[str, str], int] = {}
         self.account = data.stable_uuid(seed, "km-account")
         self.product = data.stable_uuid(seed, "km-product")
         self.report_ids = [data.stable_uuid(seed, "km-report", i) for i in range(config.reports)]
 
-    def rows_in_window(self, report_id: str, start: str) -> int:
-        day = start[:10]  # windows are keyed by their first day
+    def rows_in_window(self, report_id: str, start: t.Any) -> int:
+        day = window_day(start)  # windows are keyed by their first day
         return data.rng(self.seed, "km-rows", report_id, day).randint(
             0, self.config.max_rows_per_window
         )
 
-    def row(self, report_id: str, start: str, index: int) -> list[t.Any]:
-        return [10_000 + index, f"user{index}.{report_id[:8]}.{start[:10]}@example.test", index % 7]
+    def row(self, report_id: str, start: t.Any, index: int) -> list[t.Any]:
+        day = window_day(start)
+        return [10_000 + index, f"user{index}.{report_id[:8]}.{day}@example.test", index % 7]
+
+    def run(self, request: Request, report_id: str) -> Response:
+        """Start a query of ``report_id`` (either host's run path), as the doc's run section."""
+        if report_id not in self.report_ids:
+            return error(404, "unknown report")
+        content_type = request.headers.get("Content-Type") or ""
+        if self.config.require_content_type and not content_type.startswith("application/json"):
+            return error(415, "Content-Type must be application/json")
+        body = request.json() or {}
+        start, end = body.get("start_date"), body.get("end_date")
+        first, last = run_date(start), run_date(end)
+        if first is None or last is None or first[1] >= last[1]:
+            return error(400, "start_date and end_date must be dates, start before end")
+        accepted = {"iso": ("iso",), "unix": ("unix",), "both": ("iso", "unix")}
+        forms = accepted[self.config.run_dates]
+        if first[0] not in forms or last[0] not in forms:
+            with self.lock:
+                key = (report_id, first[0] if first[0] not in forms else last[0])
+                self.rejected[key] = self.rejected.get(key, 0) + 1
+            wanted = "Unix timestamps in seconds" if forms == ("unix",) else "ISO-8601 dates"
+            return error(self.config.rejected_date_status, f"start_date and end_date: {wanted}")
+        with self.lock:
+            key = (report_id, str(start))
+            self.runs[key] = self.runs.get(key, 0) + 1
+            query_id = data.stable_uuid(self.seed, "km-query", report_id, start, self.runs[key])
+            self.queries[query_id] = {"report": report_id, "start": start, "polls": 0}
+        query_base = request.base_url.rsplit("/", 1)[0] + f"/{QUERY_PREFIX}"
+        status_url = f"{query_base}/v2/queries/{query_id}/status"
+        answer = {
+            "meta": {"status": 202},
+            "data": {"message": "success"},
+            "links": [_hal("query-status", "Status", status_url)],
+        }
+        return json_response(answer, 202, Location=status_url)
 
 
 class KissmetricsCoreApp(VendorApp):
@@ -82,6 +157,7 @@ class KissmetricsCoreApp(VendorApp):
         super().__init__()
         self.state = state
         self.route("GET", "/core/reports", self.reports)
+        self.route("POST", "/query/reports/(?P<report>[^/]+)/run", self.run)
 
     def authorized(self, request: Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.state.config.token}"
@@ -93,12 +169,20 @@ class KissmetricsCoreApp(VendorApp):
             [self.report(i, rid, core, query_base) for i, rid in enumerate(self.state.report_ids)]
         )
 
+    def run(self, request: Request) -> Response:
+        """kissmetrics-core-api.md:57's run link, ``/query/reports/{id}/run`` on the core host."""
+        assert request.match is not None
+        return self.state.run(request, request.match["report"])
+
     def report(self, index: int, report_id: str, core: str, query: str) -> dict[str, t.Any]:
         product, account = self.state.product, self.state.account
+        run = f"{query}/v2/products/{product}/reports/{report_id}/run"
+        if self.state.config.run_link_host == "core":
+            run = f"{core}/query/reports/{report_id}/run"
         return {
             "links": [
                 _hal("self", "Self", f"{core}/core/reports/{report_id}"),
-                _hal("run", "Run Report", f"{query}/v2/products/{product}/reports/{report_id}/run"),
+                _hal("run", "Run Report", run),
                 _hal("product", "Product", f"{core}/core/products/{product}"),
                 _hal("account", "Account", f"{core}/core/accounts/{account}"),
             ],
@@ -158,7 +242,12 @@ class KissmetricsCoreApp(VendorApp):
     def control(self, request: Request) -> Response | None:
         if request.path == "/runs":
             return json_response({f"{r}|{s}": n for (r, s), n in self.state.runs.items()})
+        if request.path == "/rejected":
+            return json_response({f"{r}|{f}": n for (r, f), n in self.state.rejected.items()})
         return None
+
+    def settings(self) -> t.Any:
+        return self.state.config
 
 
 class KissmetricsQueryApp(VendorApp):
@@ -177,29 +266,12 @@ class KissmetricsQueryApp(VendorApp):
     def authorized(self, request: Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.state.config.token}"
 
+    def settings(self) -> t.Any:
+        return self.state.config
+
     def run(self, request: Request) -> Response:
         assert request.match is not None
-        report_id = request.match["report"]
-        if report_id not in self.state.report_ids:
-            return error(404, "unknown report")
-        body = request.json() or {}
-        start = str(body.get("start_date", ""))
-        if not _date_range(start, str(body.get("end_date", ""))):
-            return error(400, "start_date and end_date must be dates, start before end")
-        with self.state.lock:
-            key = (report_id, start)
-            self.state.runs[key] = self.state.runs.get(key, 0) + 1
-            query_id = data.stable_uuid(
-                self.state.seed, "km-query", report_id, start, self.state.runs[key]
-            )
-            self.state.queries[query_id] = {"report": report_id, "start": start, "polls": 0}
-        status_url = f"{request.base_url}/v2/queries/{query_id}/status"
-        answer = {
-            "meta": {"status": 202},
-            "data": {"message": "success"},
-            "links": [_hal("query-status", "Status", status_url)],
-        }
-        return json_response(answer, 202, Location=status_url)
+        return self.state.run(request, request.match["report"])
 
     def status(self, request: Request) -> Response:
         assert request.match is not None
@@ -251,7 +323,7 @@ class KissmetricsQueryApp(VendorApp):
             _hal("self", "Self", f"{results_url}?limit={limit}&offset={offset}"),
             _hal("export", "Export", results_url.replace("/results", "/export")),
         ]
-        if offset + len(rows) < total:
+        if offset + len(rows) < total and self.state.config.next_links:
             next_url = f"{results_url}?limit={limit}&offset={offset + len(rows)}"
             links.append(_hal("next", "Next", next_url))
         return json_response(

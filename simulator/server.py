@@ -7,14 +7,16 @@ base URL is ``http://127.0.0.1:PORT/<prefix>``. A vendor app declares its routes
 request, applies any fault switched on for it, and answers.
 
 Control endpoints for tests in other processes live under ``/_sim``: ``GET /_sim/truth``,
-``GET /_sim/requests``, ``POST /_sim/reset-log``, ``POST /_sim/faults`` (one fault spec or a
-list; ``GET`` lists them, ``DELETE`` clears them) and whatever a vendor adds under
-``/_sim/<vendor>/...``. Control requests are not logged; requests to an unmounted prefix are
-(vendor ``""``, status 404).
+``GET /_sim/requests``, ``POST /_sim/faults``, ``POST /_sim/reset-log``, ``POST
+/_sim/<prefix>/config`` (set switches of a vendor's config), whatever a vendor adds under
+``/_sim/<prefix>/...`` and the storage server's ``/_sim/storage/...`` (see
+``simulator.storage``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import re
 import socket
@@ -23,17 +25,14 @@ import threading
 import time
 import typing as t
 from dataclasses import dataclass, field
-from email.message import Message
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from simulator import badfiles
 from simulator.faults import Fault, FaultSet
 
 Body = bytes | t.Iterable[bytes]
-
-
-class BadRequest(ValueError):
-    """A request the vendor would refuse with 400 (unparseable body, missing field)."""
 
 
 @dataclass
@@ -43,26 +42,13 @@ class Request:
     method: str
     path: str  # below the vendor prefix
     query: dict[str, list[str]]
-    headers: Message
+    headers: t.Mapping[str, str]
     body: bytes
     match: re.Match[str] | None = None
     base_url: str = ""  # http://127.0.0.1:PORT/<prefix>
 
     def json(self) -> t.Any:
-        """The body parsed as JSON (None when empty); ``BadRequest`` when it is not JSON."""
-        try:
-            return json.loads(self.body or b"null")
-        except ValueError as exc:
-            raise BadRequest(f"body is not JSON: {exc}") from None
-
-    def json_object(self) -> dict[str, t.Any]:
-        """The body as a JSON object ({} when empty); ``BadRequest`` otherwise."""
-        value = self.json()
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise BadRequest("body must be a JSON object")
-        return value
+        return json.loads(self.body or b"null")
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
@@ -75,6 +61,8 @@ class Response:
     body: Body = b""
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
+    #: The length of an iterable body, when known: sent as Content-Length instead of chunked.
+    length: int | None = None
 
 
 def json_response(value: t.Any, status: int = 200, **headers: str) -> Response:
@@ -88,14 +76,23 @@ def error(status: int, message: str) -> Response:
 Handler = t.Callable[[Request], Response]
 
 
+def http_date(moment: dt.datetime) -> str:
+    """``Tue, 15 Nov 1994 08:12:31 GMT``, the form of HTTP's ``Date`` and ``Retry-After``."""
+    return format_datetime(moment.astimezone(dt.timezone.utc), usegmt=True)
+
+
 class VendorApp:
     """A vendor's API: its prefix, auth and routes. Subclasses fill ``routes``."""
 
     prefix: str = ""
     name: str = ""
+    #: Seconds the vendor's clock is ahead of ours: its ``Date`` header says now + skew.
+    clock_skew_seconds: float = 0.0
 
     def __init__(self) -> None:
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        #: The result-file storage (``simulator.storage.ObjectStorage``), set by ``Simulator``.
+        self.storage: t.Any = None
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         self.routes.append((method, re.compile(f"^{pattern}$"), handler))
@@ -116,8 +113,8 @@ class VendorApp:
                 request.match = match
                 try:
                     return handler(request)
-                except BadRequest as exc:
-                    return error(400, str(exc))
+                except json.JSONDecodeError:
+                    return error(400, "the request body is not valid JSON")  # our choice
         return error(405 if allowed else 404, f"no route for {request.method} {request.path}")
 
     def tap_config(self, base_url: str) -> dict[str, t.Any]:
@@ -132,17 +129,47 @@ class VendorApp:
         """``/_sim/<vendor>/...`` endpoints; None when not handled."""
         return None
 
+    def settings(self) -> t.Any:
+        """The config dataclass whose switches ``POST /_sim/<prefix>/config`` sets."""
+        return getattr(self, "config", None)
+
+
+def set_switches(config: t.Any, values: t.Mapping[str, t.Any]) -> Response:
+    """Set fields of a config dataclass from a JSON object; unknown names are a 400."""
+    if config is None or not dataclasses.is_dataclass(config):
+        return error(404, "no switches here")
+    names = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        return error(400, f"unknown switches {unknown}; known: {sorted(names)}")
+    for name, value in values.items():
+        setattr(config, name, value)
+    shown = {
+        name: sorted(value) if isinstance(value, (set, frozenset)) else value
+        for name, value in dataclasses.asdict(config).items()
+    }
+    return json_response(shown)
+
 
 @dataclass
 class LoggedRequest:
+    """One request a server answered, with every header as sent (names as the client wrote
+    them, repeated headers kept)."""
+
     vendor: str
     method: str
     path: str
     query: str
     status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    origin: str = ""  # http://127.0.0.1:PORT of the server that answered
 
     def to_dict(self) -> dict[str, t.Any]:
-        return self.__dict__.copy()
+        return {**self.__dict__, "headers": [list(pair) for pair in self.headers]}
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (any case), else None."""
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
 
 
 class SimServer(ThreadingHTTPServer):
@@ -156,6 +183,8 @@ class SimServer(ThreadingHTTPServer):
         self.log: list[LoggedRequest] = []
         self.log_lock = threading.Lock()
         self.truth: t.Callable[..., dict[str, int]] = lambda **_: {}
+        #: Extra ``/_sim/<name>/...`` control namespaces (the storage server's, for one).
+        self.controls: dict[str, t.Callable[[Request], Response | None]] = {}
 
     def handle_error(self, request: t.Any, client_address: t.Any) -> None:
         """A client hanging up (keep-alive closed, download abandoned) is not an error."""
@@ -165,7 +194,7 @@ class SimServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://{host}:{port}"
 
     def record(self, entry: LoggedRequest) -> None:
         with self.log_lock:
@@ -206,7 +235,6 @@ class SimHandler(BaseHTTPRequestHandler):
             return
         app = self.server.apps.get(prefix)
         if app is None:
-            self.server.record(LoggedRequest("", self.command, split.path, split.query, 404))
             self.send(error(404, f"no vendor mounted at /{prefix}"), head=False)
             return
         request = Request(
@@ -221,12 +249,25 @@ class SimHandler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)
             fault = None
-        if fault is not None and fault.kind in ("status", "html", "reset"):
+        if fault is not None and fault.kind in badfiles.ANSWER_KINDS:
             response = fault_response(fault)
         else:
             response = app.dispatch(request)
+        if fault is not None and fault.kind in badfiles.BODY_KINDS and response.status == 200:
+            response = badfiles.transform(response, fault)
+        if app.clock_skew_seconds and "Date" not in response.headers:
+            skewed = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=app.clock_skew_seconds)
+            response.headers["Date"] = http_date(skewed)
         self.server.record(
-            LoggedRequest(app.name, self.command, rest, split.query, response.status)
+            LoggedRequest(
+                app.name,
+                self.command,
+                rest,
+                split.query,
+                response.status,
+                list(self.headers.items()),
+                self.server.url,
+            )
         )
         if fault is not None and fault.kind == "reset":
             self.reset()
@@ -251,70 +292,90 @@ class SimHandler(BaseHTTPRequestHandler):
                 server.log.clear()
             return json_response({"ok": True})
         if path == "/faults" and self.command == "POST":
-            return self.add_faults(body)
-        if path == "/faults" and self.command == "GET":
+            spec = json.loads(body or b"{}")
+            specs = spec if isinstance(spec, list) else [spec]
+            for item in specs:
+                server.faults.add(**item)
             return json_response(server.faults.list())
         if path == "/faults" and self.command == "DELETE":
             server.faults.clear()
             return json_response([])
         vendor, _, rest = path.lstrip("/").partition("/")
+        request = Request(self.command, "/" + rest, self.query, self.headers, body)
+        if vendor in server.controls:
+            handled = server.controls[vendor](request)
+            if handled is not None:
+                return handled
         app = server.apps.get(vendor)
         if app is not None:
-            request = Request(self.command, "/" + rest, self.query, self.headers, body)
-            try:
-                handled = app.control(request)
-            except BadRequest as exc:
-                return error(400, str(exc))
+            if request.path == "/config" and self.command == "POST":
+                return set_switches(app.settings(), json.loads(body or b"{}"))
+            if request.path == "/config" and self.command == "GET":
+                return set_switches(app.settings(), {})
+            handled = app.control(request)
             if handled is not None:
                 return handled
         return error(404, f"no control endpoint {path}")
 
-    def add_faults(self, body: bytes) -> Response:
-        """``POST /_sim/faults``: one fault spec (JSON object) or a list of them."""
-        try:
-            spec = json.loads(body or b"{}")
-            for item in spec if isinstance(spec, list) else [spec]:
-                self.server.faults.add(**item)
-        except (TypeError, ValueError) as exc:  # not JSON, unknown kind or option
-            return error(400, f"bad fault spec: {exc}")
-        return json_response(self.server.faults.list())
-
     def send(self, response: Response, *, head: bool, fault: Fault | None = None) -> None:
-        self.send_response(response.status)
+        date = response.headers.pop("Date", None) or self.date_time_string()
+        self.send_response_only(response.status)
+        self.send_header("Server", self.version_string())
+        self.send_header("Date", date)
         self.send_header(
             "Content-Type", response.headers.pop("Content-Type", response.content_type)
         )
         for name, value in response.headers.items():
             self.send_header(name, value)
+        kind = fault.kind if fault is not None else None
         body = response.body
+        length = response.length
         if isinstance(body, (bytes, bytearray)):
-            if fault is not None and fault.kind == "truncated_json":
+            if kind == "truncated_json":
                 self.send_header("Content-Length", str(len(body) // 2))
                 self.end_headers()
                 self.wfile.write(body[: len(body) // 2])
                 return
-            if fault is not None and fault.kind == "cut_download":
-                self.send_header("Content-Length", str(len(body)))  # promises more than sent
-                self.end_headers()
-                self.wfile.write(body[: min(fault.after_bytes, len(body) // 2)])
-                self.reset()
-                return
-            self.send_header("Content-Length", str(len(body)))
+            length, body = len(body), [bytes(body)]
+        if length is None:
+            self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            if not head:
-                self.wfile.write(body)
+            if head:
+                return
+            self.stream_chunked(
+                badfiles.trickle(body, fault) if fault and kind == "trickle" else body,
+                cut_after=fault.after_bytes if fault and kind == "cut_download" else None,
+            )
             return
-        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Content-Length", str(length))  # a cut download promises more
         self.end_headers()
         if head:
             return
-        self.stream_chunked(
-            body, cut_after=fault.after_bytes if fault and fault.kind == "cut_download" else None
-        )
+        if fault is not None and kind == "cut_download":
+            body = badfiles.first_bytes(body, min(fault.after_bytes, length // 2))
+            body = [*body, badfiles.CUT]
+        elif fault is not None and kind == "trickle":
+            body = badfiles.trickle(body, fault)
+        self.write_raw(body)
+
+    def write_raw(self, chunks: t.Iterable[bytes]) -> None:
+        """Write a fixed-length body; a ``badfiles.CUT`` marker closes the connection there."""
+        for chunk in chunks:
+            if chunk is badfiles.CUT:
+                self.reset()
+                return
+            self.wfile.write(chunk)
+            if isinstance(chunk, badfiles.Tick):
+                self.wfile.flush()  # a trickle: each bit leaves at once
 
     def stream_chunked(self, chunks: t.Iterable[bytes], cut_after: int | None) -> None:
+        """Write ``chunks`` in chunked encoding; cut after ``cut_after`` bytes, or at a
+        ``badfiles.CUT`` marker, without the terminating chunk."""
         sent = 0
         for chunk in chunks:
+            if chunk is badfiles.CUT:
+                self.reset()
+                return
             if not chunk:
                 continue
             if cut_after is not None and sent + len(chunk) >= cut_after:
@@ -325,6 +386,8 @@ class SimHandler(BaseHTTPRequestHandler):
                 self.reset()  # no terminating chunk: the client sees a broken body
                 return
             self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            if isinstance(chunk, badfiles.Tick):
+                self.wfile.flush()
             sent += len(chunk)
         self.wfile.write(b"0\r\n\r\n")
 
@@ -360,11 +423,24 @@ def prefix_response(response: Response, size: int) -> Response:
 
 
 def fault_response(fault: Fault) -> Response:
+    """The answer a fault gives instead of the vendor's (kinds in ``badfiles.ANSWER_KINDS``)."""
     if fault.kind == "html":
         page = f"<html><head><title>{fault.status}</title></head><body>Error</body></html>"
         return Response(fault.status, page.encode(), content_type="text/html")
+    if fault.kind == "proxy_page":
+        return Response(fault.status, badfiles.PROXY_502_PAGE, content_type="text/html")
+    if fault.kind == "xml_error":
+        return Response(fault.status, badfiles.S3_ERROR_DOCUMENT, content_type="application/xml")
     if fault.kind == "reset":
         return Response(0)
     headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+    if fault.retry_after_date is not None or fault.date_skew:
+        # The server's clock is ``date_skew`` seconds off ours; its Retry-After names a moment
+        # ``retry_after_date`` seconds after its own Date, so only Retry-After - Date is right.
+        server_now = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=fault.date_skew)
+        headers["Date"] = http_date(server_now)
+        if fault.retry_after_date is not None:
+            later = server_now + dt.timedelta(seconds=fault.retry_after_date)
+            headers["Retry-After"] = http_date(later)
     body = (fault.body or json.dumps({"error": f"simulated {fault.status}"})).encode()
     return Response(fault.status, body, headers)

@@ -40,6 +40,7 @@ ALLOWED_WRITES = (
     ("POST", re.compile(r"^/public/api/apps/[^/]+/segments/[^/]+$")),  # Artisan segment export
     ("POST", re.compile(r"^/public/api/apps/[^/]+/users/export$")),  # Artisan profile export
     ("POST", re.compile(r"^/v2/products/[^/]+/reports/[^/]+/run$")),  # Kissmetrics run
+    ("POST", re.compile(r"^/query/reports/[^/]+/run$")),  # Kissmetrics run, the core-host link
     ("PUT", re.compile(r"^/v1/jobs/\d+/status/complete$")),  # Acoustic, opt-in
 )
 SIMULATOR_LOGS: list[list] = []
