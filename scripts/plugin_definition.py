@@ -131,7 +131,7 @@ def vendor_groups() -> list[list[str]]:
     """Per vendor, the settings that together enable it (any one group is enough)."""
     from tap_segments.vendors import VENDORS
 
-    return [list(vendor.required_settings) for vendor in VENDORS]
+    return [list(vendor.credential_settings) for vendor in VENDORS]
 
 
 def definitions() -> tuple[dict[str, t.Any], dict[str, t.Any]]:
