@@ -22,6 +22,11 @@ if t.TYPE_CHECKING:
 class VendorStream(BatchesMixin):
     """Base of every stream: ``self.api`` is the vendor's client."""
 
+    #: Whether every run emits the stream's whole table. Only then may the SDK's
+    #: ACTIVATE_VERSION (``emit_activate_version_messages``) let a target drop the rows of
+    #: earlier runs: a stream that emits only what is new since its state must never do so.
+    full_snapshot: t.ClassVar[bool] = True
+
     def __init__(self, tap: Tap, api: t.Any) -> None:
         self.api = api
         super().__init__(tap=tap)
@@ -30,6 +35,10 @@ class VendorStream(BatchesMixin):
     def common(self) -> CommonSettings:
         """The settings every vendor shares, typed and defaulted."""
         return t.cast("CommonSettings", self.api.common)
+
+    @property
+    def emit_activate_version_messages(self) -> bool:
+        return self.full_snapshot and bool(super().emit_activate_version_messages)
 
     def flush_state(self) -> None:
         """Write a STATE message now."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import typing as t
 
@@ -44,6 +45,9 @@ ALLOWED_WRITES = (
     ("PUT", re.compile(r"^/v1/jobs/\d+/status/complete$")),  # Acoustic, opt-in
 )
 SIMULATOR_LOGS: list[list] = []
+#: Per simulator of a tap test: (test id, storage requests, those that carried a credential).
+#: The simulator's own tests (tests/simulator) send credentials to storage on purpose.
+STORAGE_FINDINGS: list[tuple[str, int, list]] = []
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -54,6 +58,10 @@ def _collect_simulator_logs():
 
     def stop(self: Simulator) -> None:
         SIMULATOR_LOGS.append(self.requests)
+        test = os.environ.get("PYTEST_CURRENT_TEST", "session").split(" ")[0]
+        if not test.startswith("tests/simulator/"):
+            leaks = [leak.to_dict() for leak in self.storage.credential_leaks()]
+            STORAGE_FINDINGS.append((test, len(self.storage.requests), leaks))
         original_stop(self)
 
     Simulator.stop = stop  # type: ignore[method-assign]
@@ -86,13 +94,15 @@ def session_findings() -> dict[str, t.Any]:
         "writes": len(writes),
         "secrets_seen": secrets_seen,
         "forbidden_writes": forbidden,
+        "storage_requests": sum(count for _, count, _ in STORAGE_FINDINGS),
+        "storage_leaks": [(test, leak) for test, _, leaks in STORAGE_FINDINGS for leak in leaks],
     }
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     findings = session_findings()
     session.config._tap_segments_findings = findings  # type: ignore[attr-defined]
-    if findings["secrets_seen"] or findings["forbidden_writes"]:
+    if findings["secrets_seen"] or findings["forbidden_writes"] or findings["storage_leaks"]:
         session.exitstatus = 1
 
 
@@ -108,6 +118,12 @@ def pytest_terminal_summary(terminalreporter: t.Any) -> None:
         f"; simulator requests: {findings['simulator_requests']}, of which writes: "
         f"{findings['writes']}, not allowed: {len(findings['forbidden_writes'])}"
         + (f" {findings['forbidden_writes'][:5]}" if findings["forbidden_writes"] else "")
+    )
+    leaks = findings["storage_leaks"]
+    terminalreporter.write_line(
+        f"result-file storage: {findings['storage_requests']} requests received, credential "
+        f"headers or values seen there: {len(leaks)}"
+        + (f" (first: {leaks[0][0]}: {leaks[0][1]['reasons']})" if leaks else "")
     )
     if FIGURES["faults_tried"]:
         terminalreporter.write_line(

@@ -67,5 +67,7 @@ def test_each_export_logs_trigger_status_progress_rows_and_time(tmp_path):
     # Acoustic jobs are read, not triggered: one line per job once its files are emitted.
     assert acoustic_jobs
     for job in acoustic_jobs:
-        line = rf"Acoustic Exchange job {job}: \d+ record\(s\) of \d+ file\(s\) emitted in [\d.]+ s\."
+        line = (
+            rf"Acoustic Exchange job {job}: \d+ record\(s\) of \d+ file\(s\) emitted in [\d.]+ s\."
+        )
         assert re.search(line, log), job

@@ -62,11 +62,6 @@ def test_every_log_line_is_a_json_object(structured_run):
         assert {"level", "logger_name", "message", "extra"} <= entry.keys(), line
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the export engine logs its progress as text only: the per-export fields (vendor, "
-    "export_key, job_id, status, rows, seconds) are the lead's change to tap_segments/exports",
-)
 def test_each_export_progress_line_carries_its_fields(structured_run):
     """Every line about one export names it (vendor, stream, export_key, job_id, status);
     the rows read from its files come as ``rows``, and how long it took as ``seconds``."""

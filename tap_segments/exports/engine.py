@@ -129,7 +129,12 @@ class ExportAPI(t.Protocol):
     """The vendor side of an async export (a vendor client implements it)."""
 
     @property
-    def vendor_label(self) -> str: ...
+    def vendor_label(self) -> str:
+        """The vendor as messages name it ("Acoustic Exchange")."""
+
+    @property
+    def vendor_name(self) -> str:
+        """The vendor's setting prefix ("acoustic"), for structured logs."""
 
     @property
     def export_retention(self) -> dt.timedelta | None:
@@ -179,6 +184,20 @@ class ExportEvent:
     resumed: bool = False
 
 
+def export_fields(
+    api: ExportAPI, stream: str | None, key: str, job_id: str | None, status: str, **more: t.Any
+) -> dict[str, t.Any]:
+    """The fields of a log line about one export, for structured logs (``extra=``)."""
+    return {
+        "vendor": api.vendor_name,
+        "stream_name": stream,
+        "export_key": key,
+        "job_id": job_id,
+        "status": status,
+        **more,
+    }
+
+
 def poll_waits(settings: ExportSettings) -> t.Iterator[float]:
     """The growing wait between polls: interval, interval*growth, ... capped at the max."""
     wait = settings.poll_interval
@@ -201,11 +220,13 @@ class ExportRunner:
         logger: logging.Logger,
         *,
         now: t.Callable[[], dt.datetime] = utc_now,
+        stream: str | None = None,
     ) -> None:
         self.api = api
         self.settings = settings
         self.logger = logger
         self.now = now
+        self.stream = stream
         self._events: queue.Queue[ExportEvent] = queue.Queue()
         self._stop = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
@@ -284,7 +305,10 @@ class ExportRunner:
         vendor = self.api.vendor_label
         retention = self.api.export_retention
         if resume is not None and retention is not None and resume.age(self.now()) > retention:
-            self.logger.info(
+            self._log(
+                request,
+                resume,
+                "EXPIRED",
                 "%s export %s for %s is older than the vendor keeps exports (%s); "
                 "triggering a new one.",
                 vendor,
@@ -294,7 +318,10 @@ class ExportRunner:
             )
             resume = None
         if resume is not None:
-            self.logger.info(
+            self._log(
+                request,
+                resume,
+                "RESUMED",
                 "%s export %s for %s resumed from state (started %s).",
                 vendor,
                 resume.job_id,
@@ -320,10 +347,30 @@ class ExportRunner:
                 self._triggering_done.notify_all()
         self._check_stopped()
         if self.api.triggers_jobs:
-            self.logger.info(
-                "%s export %s triggered for %s.", self.api.vendor_label, job.job_id, request.key
+            self._log(
+                request,
+                job,
+                "TRIGGERED",
+                "%s export %s triggered for %s.",
+                self.api.vendor_label,
+                job.job_id,
+                request.key,
             )
         return job
+
+    def _log(
+        self,
+        request: ExportRequest,
+        job: ExportJob | None,
+        status: str,
+        message: str,
+        *args: t.Any,
+        **fields: t.Any,
+    ) -> None:
+        """An INFO line about one export, with its fields for structured logs."""
+        job_id = job.job_id if job else None
+        extra = export_fields(self.api, self.stream, request.key, job_id, status, **fields)
+        self.logger.info(message, *args, extra=extra)
 
     def _poll_until_done(self, request: ExportRequest, job: ExportJob) -> PollResult:
         waits = poll_waits(self.settings)
@@ -335,13 +382,19 @@ class ExportRunner:
             result = self.api.poll_export(job)
             self._check_stopped()
             if result.status is ExportStatus.COMPLETED:
-                self.logger.info(
+                seconds = job.age(self.now()).total_seconds()
+                self._log(
+                    request,
+                    job,
+                    "COMPLETED",
                     "%s export %s for %s is complete (%d file(s)) after %.0f s.",
                     self.api.vendor_label,
                     job.job_id,
                     request.key,
                     len(result.files),
-                    job.age(self.now()).total_seconds(),
+                    seconds,
+                    seconds=round(seconds, 3),
+                    files=len(result.files),
                 )
                 return result
             if result.status is ExportStatus.FAILED:
@@ -356,7 +409,10 @@ class ExportRunner:
                         f"{self.api.vendor_label} export {job.job_id} for {request.key} is "
                         "unknown to the vendor right after it was triggered."
                     )
-                self.logger.info(
+                self._log(
+                    request,
+                    job,
+                    "GONE",
                     "%s no longer knows export %s for %s; triggering a new one.",
                     self.api.vendor_label,
                     job.job_id,
@@ -368,13 +424,18 @@ class ExportRunner:
                 continue
             progress = (result.status, result.progress, result.message)
             if progress != last_progress:
-                self.logger.info(
+                word = result.message or result.status.value
+                self._log(
+                    request,
+                    job,
+                    word,
                     "%s export %s for %s: %s%s",
                     self.api.vendor_label,
                     job.job_id,
                     request.key,
-                    result.message or result.status.value,
+                    word,
                     "" if result.progress is None else f" ({result.progress:.0%})",
+                    progress=result.progress,
                 )
                 last_progress = progress
             self._sleep(max(next(waits), result.retry_after or 0.0))

@@ -34,6 +34,7 @@ from tap_segments.exports.engine import (
     ExportRunner,
     ExportSettings,
     PollResult,
+    export_fields,
 )
 from tap_segments.exports.readers import iter_file_rows
 from tap_segments.exports.state import ExportJob, ExportState
@@ -50,6 +51,8 @@ class AsyncExportStream(VendorStream):
 
     _exports: ExportState | None = None
     _runner: ExportRunner | None = None
+    #: (export key, job id) of the export whose records are being emitted, for log fields.
+    _export_in_hand: tuple[str, str] | None = None
 
     # -- what a vendor stream implements ---------------------------------------------------
 
@@ -90,9 +93,8 @@ class AsyncExportStream(VendorStream):
     # -- the sync --------------------------------------------------------------------------
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        runner = ExportRunner(
-            self.export_api, ExportSettings.from_settings(self.common), self.logger
-        )
+        settings = ExportSettings.from_settings(self.common)
+        runner = ExportRunner(self.export_api, settings, self.logger, stream=self.name)
         requests = list(self.export_requests(context))
         self._drop_unrequested(requests)
         for request in requests:
@@ -146,10 +148,16 @@ class AsyncExportStream(VendorStream):
         assert result is not None
         began = time.monotonic()
         emitted = 0
+        self._export_in_hand = (request.key, job.job_id)
         for record in self.records_for_export(request, job, result):
             emitted += 1
             yield record
+        self._export_in_hand = None
         api = self.export_api
+        seconds = time.monotonic() - began
+        extra = export_fields(
+            api, self.name, request.key, job.job_id, "EMITTED", rows=emitted, seconds=seconds
+        )
         if api.triggers_jobs:
             self.logger.info(
                 "%s export %s for %s: %d record(s) emitted in %.1f s; %.0f s since it was "
@@ -158,8 +166,9 @@ class AsyncExportStream(VendorStream):
                 job.job_id,
                 request.key,
                 emitted,
-                time.monotonic() - began,
+                seconds,
                 job.age().total_seconds(),
+                extra=extra,
             )
         else:
             self.logger.info(
@@ -168,7 +177,8 @@ class AsyncExportStream(VendorStream):
                 job.job_id,
                 emitted,
                 len(result.files),
-                time.monotonic() - began,
+                seconds,
+                extra=extra,
             )
         if self.export_done(request, job, result):
             self.exports.forget(request.key)
@@ -244,6 +254,7 @@ class ExportRowsStream(FastRecordsMixin, VendorStream):
         *,
         json_items_path: str = "item",
         export_label: str | None = None,
+        export: tuple[str, str] | None = None,
     ) -> t.Generator[dict, None, int]:
         """One record per row of ``files``, in order, numbered from 1 across all files.
 
@@ -256,7 +267,11 @@ class ExportRowsStream(FastRecordsMixin, VendorStream):
         which lets the fast record path skip checking each value; they stay ``PlainRow``
         only while the parent fields keep that promise. A caller that changes a row's values
         to anything else must yield ``dict(row)`` instead.
+
+        ``export`` is the (export key, job id) the files belong to, for the fields of
+        structured logs (default: the export this stream is emitting).
         """
+        key, job_id = export or getattr(self, "_export_in_hand", None) or (None, None)
         reserved = {*parent_fields, self.row_number_field}
         known = set(self.schema["properties"]) - reserved  # raw column names already in schema
         plain_parents = all(type(value) in PLAIN_VALUE_TYPES for value in parent_fields.values())
@@ -284,17 +299,33 @@ class ExportRowsStream(FastRecordsMixin, VendorStream):
                 row[number_field] = row_number
                 yield row
             self.logger.info(
-                "%s: %d row(s) read so far, through %s.", self.name, row_number, file.name
+                "%s: %d row(s) read so far, through %s.",
+                self.name,
+                row_number,
+                file.name,
+                extra=self.row_fields(key, job_id, "READING", rows=row_number),
             )
         if export_label is not None:
+            seconds = time.monotonic() - began
             self.logger.info(
                 "%s: %d row(s) of %s emitted in %.1f s.",
                 self.name,
                 row_number,
                 export_label,
-                time.monotonic() - began,
+                seconds,
+                extra=self.row_fields(key, job_id, "EMITTED", rows=row_number, seconds=seconds),
             )
         return row_number
+
+    def row_fields(self, key: str | None, job_id: str | None, status: str, **more: t.Any) -> dict:
+        return {
+            "vendor": self.api.vendor_name,
+            "stream_name": self.name,
+            "export_key": key,
+            "job_id": job_id,
+            "status": status,
+            **more,
+        }
 
     def _add_columns(self, row: t.Mapping[str, t.Any], reserved: set[str]) -> None:
         """Add ``row``'s unknown columns to the schema and announce it with a SCHEMA message."""

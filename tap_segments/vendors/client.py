@@ -24,6 +24,8 @@ class VendorClient:
 
     #: Human name of the vendor, used in every message ("Indicative").
     vendor_label: t.ClassVar[str] = ""
+    #: The vendor's setting prefix ("acoustic").
+    vendor_name: t.ClassVar[str] = ""
     http: HttpClient
 
     def __init__(self, settings: t.Any, common: CommonSettings, logger: logging.Logger) -> None:

@@ -30,6 +30,7 @@ class FakeAPI:
     """An export API whose jobs complete after ``polls`` polls."""
 
     vendor_label = "Fake"
+    vendor_name = "fake"
     triggers_jobs = True
 
     def __init__(self, polls: int = 3, retention: dt.timedelta | None = None) -> None:

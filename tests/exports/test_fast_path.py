@@ -350,7 +350,9 @@ def test_record_counts_and_max_record_limit_still_apply(vendor, caplog):
     class LimitedTap(TapSegments):
         def discover_streams(self) -> list:
             streams = super().discover_streams()
-            return [LimitedMembers(tap=self, api=s.api) if s.name == MEMBERS else s for s in streams]
+            return [
+                LimitedMembers(tap=self, api=s.api) if s.name == MEMBERS else s for s in streams
+            ]
 
     members = records(run(LimitedTap))
     assert [m["row_number"] for m in members if m["segmentId"] == "seg-a"] == [1, 2]

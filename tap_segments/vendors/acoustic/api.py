@@ -95,6 +95,7 @@ class AcousticAPI(VendorClient):
     """One Acoustic Exchange account, as its streams read it."""
 
     vendor_label = "Acoustic Exchange"
+    vendor_name = "acoustic"
     settings: AcousticSettings
 
     def __init__(
@@ -261,6 +262,7 @@ class ReadyExports:
     exists at Acoustic already) and nothing to poll (its files are listed)."""
 
     vendor_label = "Acoustic Exchange"
+    vendor_name = "acoustic"
     export_retention: dt.timedelta | None = None
     #: Adopted jobs are not "in flight": a restart finds them listed again.
     triggers_jobs = False

@@ -171,6 +171,7 @@ class SegmentDataStream(AcousticStream, AsyncExportStream, ExportRowsStream):
     """
 
     name = "acoustic_segment_data"
+    full_snapshot = False  # each run emits only what is new since its state
     primary_keys = ("jobId", "file_name", "row_number")
     schema = th.PropertiesList(
         th.Property("jobId", th.IntegerType, required=True),

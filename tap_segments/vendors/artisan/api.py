@@ -110,6 +110,7 @@ class ArtisanAPI(VendorClient):
     """One Artisan organisation, as its streams read it."""
 
     vendor_label = "Artisan"
+    vendor_name = "artisan"
     settings: ArtisanSettings
 
     def __init__(
@@ -251,6 +252,7 @@ class ArtisanExports:
     """Artisan's segment or profile exports, for the shared engine (``ExportAPI``)."""
 
     vendor_label = "Artisan"
+    vendor_name = "artisan"
     export_retention: dt.timedelta | None = None  # not documented
     triggers_jobs = True
 

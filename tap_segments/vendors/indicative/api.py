@@ -52,6 +52,7 @@ class IndicativeAPI(VendorClient):
     """One Indicative project, as its streams read it; also its exports' ``ExportAPI``."""
 
     vendor_label = "Indicative"
+    vendor_name = "indicative"
     export_retention: dt.timedelta | None = RETENTION
     triggers_jobs = True
     settings: IndicativeSettings

@@ -85,6 +85,7 @@ class SegmentExportsStream(IndicativeStream, AsyncExportStream):
     """One record per export request, with its final status; drives the exports."""
 
     name = "indicative_segment_exports"
+    full_snapshot = False  # each run emits only what is new since its state
     primary_keys = ("exportId",)
     schema = th.PropertiesList(
         th.Property("exportId", th.StringType, required=True),
@@ -145,6 +146,7 @@ class SegmentMembersStream(IndicativeStream, ExportRowsStream):
     """The rows of each finished export file, one record per row."""
 
     name = "indicative_segment_members"
+    full_snapshot = False  # each run emits only what is new since its state
     parent_stream_type = SegmentExportsStream
     state_partitioning_keys: t.ClassVar[list[str]] = []  # one state, not one per export
     primary_keys = ("segmentId", "exportId", "row_number")
@@ -165,4 +167,9 @@ class SegmentMembersStream(IndicativeStream, ExportRowsStream):
             )
         parent_fields = {"segmentId": context["segmentId"], "exportId": export_id}
         label = f"Indicative export {export_id} for {context['segmentId']}"
-        yield from self.rows_of_files(result.files, parent_fields, export_label=label)
+        yield from self.rows_of_files(
+            result.files,
+            parent_fields,
+            export_label=label,
+            export=(str(context["segmentId"]), export_id),
+        )

@@ -141,6 +141,7 @@ class KissmetricsAPI(VendorClient):
     """One Kissmetrics account, as its streams read it; also its report runs' ``ExportAPI``."""
 
     vendor_label = "Kissmetrics"
+    vendor_name = "kissmetrics"
     export_retention: dt.timedelta | None = None  # not documented
     triggers_jobs = True
     settings: KissmetricsSettings
