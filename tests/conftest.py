@@ -70,17 +70,19 @@ def _collect_simulator_logs():
 
 
 def session_findings() -> dict[str, t.Any]:
-    """Secrets seen in any CLI run's output, and writes no setting allowed."""
+    """Credentials seen in any CLI run's output (in any form), writes no setting allowed, and
+    credentials that reached the result-file storage."""
     from singer_output import CLI_RUNS
 
+    from simulator.storage import secret_forms
     from tap_segments.tap import TapSegments
 
     secrets_seen = []
     for config, output in CLI_RUNS:
-        for name in TapSegments.secret_names():
-            secret = str(config.get(name) or "")
-            if secret and secret in output:
-                secrets_seen.append(secret)
+        secrets = [str(config[n]) for n in TapSegments.secret_names() if config.get(n)]
+        for form, what in secret_forms(secrets).items():  # raw, encoded, base64, Basic pairs
+            if form in output:
+                secrets_seen.append(what)
     requests = [entry for log in SIMULATOR_LOGS for entry in log]
     writes = [e for e in requests if e.method not in ("GET", "HEAD")]
     forbidden = [

@@ -108,14 +108,19 @@ def write_json(path: Path, value: t.Any) -> Path:
 
 
 def cli_command(
-    tmp_path: Path, config: dict, state: dict | None, *args: str
+    tmp_path: Path,
+    config: dict,
+    state: dict | None,
+    *args: str,
+    env: dict[str, str] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """The command line and environment of a CLI run with this config and state."""
+    """The command line and environment (``env`` added) of a CLI run with this config and
+    state."""
     command = [sys.executable, "-m", "tap_segments"]
     command += ["--config", str(write_json(tmp_path / "config.json", config))]
     if state is not None:
         command += ["--state", str(write_json(tmp_path / "state.json", state))]
-    return [*command, *args], {**os.environ, "PYTHONPATH": str(REPO)}
+    return [*command, *args], {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
 
 
 def run_cli(
@@ -124,9 +129,10 @@ def run_cli(
     state: dict | None = None,
     *args: str,
     timeout: float = 300,
+    env: dict[str, str] | None = None,
 ) -> SyncOutput:
     """Run ``python -m tap_segments`` as a data engineer would, and parse what it printed."""
-    command, env = cli_command(tmp_path, config, state, *args)
+    command, env = cli_command(tmp_path, config, state, *args, env=env)
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO
     )
