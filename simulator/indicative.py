@@ -294,7 +294,8 @@ class IndicativeApp(VendorApp):
 
     @property
     def clock_skew_seconds(self) -> float:  # type: ignore[override]
-        """The ``Date`` header is on Indicative's clock (see ``now``)."""
+        """our choice: the ``Date`` header is on Indicative's clock (see ``now``), moved
+        clock included, so Retry-After dates read against it stay right."""
         return self.config.date_skew_seconds + self.clock_offset.total_seconds()
 
     def dispatch(self, request: Request) -> Response:
@@ -386,6 +387,8 @@ class IndicativeApp(VendorApp):
         if export.status != "PENDING":
             return
         if self.config.export_seconds is not None:
+            # indicative-segments-export.md:58 endTime "The time at which the User Segment
+            # export completed": when it finished on Indicative's clock, not when it was read.
             done_at = export.started + dt.timedelta(seconds=self.config.export_seconds)
             if self.now() < done_at:
                 return
