@@ -3,23 +3,40 @@
 Basic auth (API key : access token). ``GET /service/v1/segments/list``; ``POST
 /service/v1/segments/export/`` answers a PENDING export; ``GET
 /service/v1/segments/export/{exportId}`` stays PENDING until the export is done (after
-``polls_to_complete`` status reads, or ``export_seconds`` of wall time), then answers
+``polls_to_complete`` status reads, or ``export_seconds`` on Indicative's clock), then answers
 COMPLETE with ``filename``. The doc: the job "upload[s] the final result to Amazon S3"
 (indicative-segments-export.md:5) and its example filename is
 ``s3://upload-bucket/path/to/<exportId>.csv`` (indicative-segments-export.md:101). So at
 completion the CSV (or gzip) file is put in the simulator's S3-like storage
 (``simulator.storage``, another origin) and ``filename`` is a presigned URL of it; with
 ``filename_style = "s3"`` it is uploaded to a real S3 API (moto, ``simulator.s3``) and
-``filename`` is the ``s3://`` URI. Exports older than the 48-hour retention answer 404 and
-their file is deleted (its URL then answers 403, as S3 does for a missing key).
+``filename`` is the ``s3://`` URI.
+
+Retention (indicative-segments-export.md:82 "Once the request has been completed, the file
+will remain in Amazon for no more than 48 hours"): 48 hours after an export's ``endTime`` on
+Indicative's clock its status answers 404 and its file is deleted from the storage (or the S3
+API), so its URL answers 403 AccessDenied, as S3 does for a missing key (an expired presigned
+URL is a 403 AccessDenied too, on the storage's own clock, ``sim.storage.clock``).
+
+Indicative's clock (``now()``) is the wall clock plus ``date_skew_seconds`` plus what
+``advance_clock(hours)`` added; ``startTime``, ``endTime``, a touched ``lastRun``, the
+``Date`` header, Retry-After dates and the retention all read it. ``age_export(id, hours)``
+moves one export's times back instead.
+
+In process: ``now()``, ``advance_clock(hours)``, ``age_export(export_id, hours)``,
+``touch(segment_id)``, ``trigger_count()``, ``trigger_counts()``, ``status_polls()``,
+``poll_count()``, ``stats()``, ``member_rows(segment_id)``. Control endpoints (under
+``/_sim/indicative``): ``POST /touch`` {"segmentId"}, ``POST /age`` {"exportId", "hours"},
+``POST /clock`` {"hours"}, ``GET /triggers``, ``GET /stats``; an unknown segment or export is
+a 404, a body without those fields a 400.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import heapq
 import threading
-import time
 import typing as t
 from dataclasses import dataclass, field
 
@@ -30,31 +47,42 @@ from simulator.server import Request, Response, VendorApp, error, http_date, jso
 RETENTION = dt.timedelta(hours=48)
 BASE_TIME = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
 
+#: Members per segment: one count for all, a count per segment index (absent: 0; keys may be
+#: strings, as JSON sends them to ``/_sim/indicative/config``), or a function of the index.
+RowsPerSegment = int | dict[int, int] | t.Callable[[int], int]
+
 
 @dataclass
 class Export:
     export_id: str
     segment_id: str
-    started: dt.datetime
-    started_monotonic: float
-    polls: int = 0
-    age_offset: dt.timedelta = dt.timedelta(0)
+    started: dt.datetime  # on Indicative's clock
+    polls: int = 0  # status reads answered with the export (429s not counted)
     status: str = "PENDING"
     ended: dt.datetime | None = None
     throttled: int = 0  # status reads answered 429
     bucket: str = ""
     file_key: str | None = None  # where the file was put at completion
     file_uri: str = ""  # s3://bucket/key when uploaded to a real S3 API
+    gone: bool = False  # past the retention: status 404, file deleted
 
 
 @dataclass
 class IndicativeConfig:
+    """Sizes and behaviour of the simulated Indicative project.
+
+    An export is done after ``polls_to_complete`` status reads, or, when ``export_seconds``
+    is set, that many seconds after its trigger on Indicative's clock. Exports of
+    ``fail_segments`` (segment indexes or segmentIds) end FAILED. ``retry_after`` is sent on
+    every status answer."""
+
     segments: int = 5
-    rows_per_segment: int | dict[int, int] = 50
+    rows_per_segment: RowsPerSegment = 50
     polls_to_complete: int = 3
     export_seconds: float | None = None
     gzip: bool = False
-    fail_segments: set[int] = field(default_factory=set)
+    # indicative-segments-export.md:55 status "Values are either PENDING, COMPLETE, or FAILED."
+    fail_segments: set[int | str] = field(default_factory=set)
     retry_after: str | None = None
     api_key: str = "sim-indicative-key"
     access_token: str = "sim-indicative-token-secret"
@@ -74,8 +102,9 @@ class IndicativeConfig:
     throttle_polls: int = 0
     retry_after_seconds: float = 1.0
     retry_after_form: str = "seconds"  # or "date"
-    #: Seconds Indicative's clock is ahead of ours (negative: behind): its ``Date`` header and
-    #: any Retry-After date are on its clock. our choice: servers' clocks drift.
+    #: Seconds Indicative's clock is ahead of ours (negative: behind): its ``Date`` header, any
+    #: Retry-After date and the times it answers are on its clock. our choice: servers' clocks
+    #: drift.
     date_skew_seconds: float = 0.0
     # indicative-segments-export.md:20 "403 | Forbidden: ... the specified project does not have
     # access to the Export API." False: the export endpoints answer that 403 (the list still works).
@@ -94,14 +123,26 @@ class IndicativeApp(VendorApp):
         super().__init__()
         self.seed = seed
         self.config = config
-        self.polls_to_complete = config.polls_to_complete
         self.exports: dict[str, Export] = {}
         self.triggers: dict[str, int] = {}
+        self.clock_offset = dt.timedelta(0)
+        #: (moment its retention ends, sequence, exportId) of every export whose file is
+        #: stored: ``sweep`` deletes files in order without scanning every export.
+        self._retention: list[tuple[dt.datetime, int, str]] = []
+        self._sequence = 0
         self.lock = threading.Lock()
         self.segments = [self._segment(i) for i in range(config.segments)]
         self.route("GET", "/service/v1/segments/list", self.list_segments)
         self.route("POST", "/service/v1/segments/export/?", self.trigger)
         self.route("GET", "/service/v1/segments/export/(?P<export_id>[^/]+)", self.status)
+
+    @property
+    def polls_to_complete(self) -> int:
+        return self.config.polls_to_complete
+
+    @polls_to_complete.setter
+    def polls_to_complete(self, value: int) -> None:
+        self.config.polls_to_complete = value
 
     # -- data ----------------------------------------------------------------------------
 
@@ -127,7 +168,10 @@ class IndicativeApp(VendorApp):
 
     def rows_of(self, index: int) -> int:
         rows = self.config.rows_per_segment
-        return rows.get(index, 0) if isinstance(rows, dict) else rows
+        if isinstance(rows, dict):
+            count = rows.get(index)
+            return int(t.cast(dict[str, int], rows).get(str(index), 0) if count is None else count)
+        return int(rows(index)) if callable(rows) else int(rows)
 
     def member_rows(self, segment_id: str) -> list[dict[str, str]]:
         """The rows an export of this segment holds (for exact comparisons in small tests)."""
@@ -135,33 +179,128 @@ class IndicativeApp(VendorApp):
         assert index is not None
         return [data.member_row(self.seed, segment_id, i) for i in range(self.rows_of(index))]
 
-    def touch(self, segment_id: str) -> None:
-        """Refresh a segment: its lastRun becomes now."""
-        index = self.segment_index(segment_id)
-        assert index is not None
-        self.segments[index]["lastRun"] = data.iso_millis(dt.datetime.now(dt.timezone.utc))
+    def fails(self, segment_id: str) -> bool:
+        """Whether exports of this segment end FAILED (``fail_segments``: index or id)."""
+        failing = self.config.fail_segments
+        return self.segment_index(segment_id) in failing or segment_id in failing
+
+    # -- Indicative's clock and the retention -----------------------------------------------
+
+    def now(self) -> dt.datetime:
+        """Indicative's clock: the wall clock, ``date_skew_seconds`` ahead, moved by
+        ``advance_clock``."""
+        skew = dt.timedelta(seconds=self.config.date_skew_seconds)
+        return dt.datetime.now(dt.timezone.utc) + skew + self.clock_offset
+
+    def advance_clock(self, hours: float) -> None:
+        """Move Indicative's clock ``hours`` on: every export so far gets that much older
+        (past the retention: status 404, file deleted). The storage's clock does not move."""
+        with self.lock:
+            self.clock_offset += dt.timedelta(hours=hours)
+        self.sweep()
 
     def age_export(self, export_id: str, hours: float) -> None:
-        """Make an export ``hours`` older; past the retention its file is deleted."""
-        export = self.exports[export_id]
-        export.age_offset += dt.timedelta(hours=hours)
-        if self.expired(export) and export.file_key is not None:
-            if export.file_uri.startswith("s3://"):
-                s3.delete(t.cast(str, self.config.s3_endpoint_url), export.bucket, export.file_key)
-            elif self.storage is not None:
-                self.storage.delete(export.bucket, export.file_key)
+        """Make one export ``hours`` older: its startTime and endTime move back (past the
+        retention: status 404, file deleted). KeyError for an unknown export."""
+        shift = dt.timedelta(hours=hours)
+        with self.lock:
+            export = self.exports[export_id]
+            export.started -= shift
+            if export.ended is not None:
+                export.ended -= shift
+                if export.file_key is not None and not export.gone:
+                    self._watch(export)
+        self.sweep()
+
+    def touch(self, segment_id: str) -> None:
+        """Refresh a segment: its lastRun becomes now on Indicative's clock. KeyError for an
+        unknown segment."""
+        index = self.segment_index(segment_id)
+        if index is None:
+            raise KeyError(segment_id)
+        with self.lock:
+            self.segments[index]["lastRun"] = data.iso_millis(self.now())
+
+    def expired(self, export: Export) -> bool:
+        """Past the retention: 48 h after endTime (indicative-segments-export.md:82 "Once the
+        request has been completed, the file will remain in Amazon for no more than 48
+        hours"). our choice: FAILED exports too, and a still PENDING one 48 h after its
+        startTime."""
+        if export.gone:
+            return True
+        return self.now() - (export.ended or export.started) > RETENTION
+
+    def _watch(self, export: Export) -> None:
+        assert export.ended is not None
+        self._sequence += 1
+        entry = (export.ended + RETENTION, self._sequence, export.export_id)
+        heapq.heappush(self._retention, entry)
+
+    def sweep(self) -> None:
+        """Delete the files of exports past the retention (run on every request to this
+        vendor, its control endpoints, and when its clock moves)."""
+        doomed: list[Export] = []
+        with self.lock:
+            now = self.now()
+            while self._retention and self._retention[0][0] < now:
+                _, _, export_id = heapq.heappop(self._retention)
+                export = self.exports.get(export_id)
+                if export is None or export.gone:
+                    continue
+                if self.expired(export):
+                    export.gone = True
+                    doomed.append(export)
+                else:  # its times moved forward since (a negative age): watch it again
+                    self._watch(export)
+        for export in doomed:
+            self.delete_file(export)
+
+    def delete_file(self, export: Export) -> None:
+        if export.file_key is None:
+            return
+        if export.file_uri.startswith("s3://"):
+            s3.delete(t.cast(str, self.config.s3_endpoint_url), export.bucket, export.file_key)
+        elif self.storage is not None:
+            self.storage.delete(export.bucket, export.file_key)
+
+    # -- counters -----------------------------------------------------------------------------
 
     def trigger_count(self) -> int:
         return sum(self.triggers.values())
 
     def trigger_counts(self) -> dict[str, int]:
+        """Exports triggered per segmentId (every segment, 0 when never)."""
         return {s["segmentId"]: self.triggers.get(s["segmentId"], 0) for s in self.segments}
+
+    def status_polls(self) -> dict[str, int]:
+        """Status reads answered per exportId, 429s included (not the 404s of unknown or
+        expired exports, nor the 403s of a project without export access)."""
+        with self.lock:
+            return {key: export.polls + export.throttled for key, export in self.exports.items()}
+
+    def poll_count(self) -> int:
+        return sum(self.status_polls().values())
+
+    def stats(self) -> dict[str, t.Any]:
+        return {
+            "triggers": self.trigger_counts(),
+            "status_polls": self.status_polls(),
+            "trigger_count": self.trigger_count(),
+            "poll_count": self.poll_count(),
+            "now": data.iso_millis(self.now()),
+        }
 
     # -- API -----------------------------------------------------------------------------
 
     @property
     def clock_skew_seconds(self) -> float:  # type: ignore[override]
-        return self.config.date_skew_seconds
+        """our choice: the ``Date`` header is on Indicative's clock (see ``now``), moved
+        clock included, so Retry-After dates read against it stay right."""
+        return self.config.date_skew_seconds + self.clock_offset.total_seconds()
+
+    def dispatch(self, request: Request) -> Response:
+        self.sweep()
+        return super().dispatch(request)
 
     def authorized(self, request: Request) -> bool:
         expected = f"{self.config.api_key}:{self.config.access_token}".encode()
@@ -182,10 +321,16 @@ class IndicativeApp(VendorApp):
     def trigger(self, request: Request) -> Response:
         if not self.config.export_api_access:
             return self.no_export_access()
-        body = request.json() or {}
-        segment_id = str(body.get("segmentId", ""))
-        index = self.segment_index(segment_id)
-        if index is None:
+        body = request.json()
+        # indicative-segments-export.md:49 "POST body, containing the following fields" and the
+        # example's body (lines 61-64) carries segmentId. our choice: without it, or with a
+        # body that is not a JSON object, 400; an unknown segment, 404.
+        if not isinstance(body, dict):
+            return error(400, "the body must be a JSON object with segmentId")
+        segment_id = body.get("segmentId")
+        if not isinstance(segment_id, str) or not segment_id:
+            return error(400, "segmentId is required")
+        if self.segment_index(segment_id) is None:
             return error(404, f"unknown segment {segment_id!r}")
         # indicative-segments-export.md:63 "outputFormat": "csv" is the only format the doc shows;
         # our choice: it may be left out, any other is refused.
@@ -195,38 +340,40 @@ class IndicativeApp(VendorApp):
             self.triggers[segment_id] = self.triggers.get(segment_id, 0) + 1
             count = sum(self.triggers.values())
             export_id = data.stable_uuid(self.seed, "indicative-export", segment_id, count)
-            export = Export(
-                export_id, segment_id, dt.datetime.now(dt.timezone.utc), time.monotonic()
-            )
+            export = Export(export_id, segment_id, self.now())
             self.exports[export_id] = export
-        return json_response(self.export_object(export, request))
+        return json_response(self.export_object(export))
 
     def status(self, request: Request) -> Response:
-        export = self.exports.get(request.match["export_id"]) if request.match else None
         if not self.config.export_api_access:
             return self.no_export_access()
-        if export is None or self.expired(export):
-            return error(404, "export not found")
         with self.lock:
+            export = self.exports.get(request.match["export_id"]) if request.match else None
+            if export is not None and self.config.export_seconds is not None:
+                self.advance(export)  # done on Indicative's clock, polled or not
+            if export is None or self.expired(export):
+                # our choice: the doc says only "a new request must be submitted" (line 82)
+                return error(404, "export not found")
             throttled = export.throttled < self.config.throttle_polls
             if throttled:
                 export.throttled += 1
             else:
                 export.polls += 1
                 self.advance(export)
+            shown = self.export_object(export)
         if throttled:
             return self.too_many_requests()
-        headers = {"Retry-After": self.config.retry_after} if self.config.retry_after else {}
-        return json_response(self.export_object(export, request), **headers)
+        answer = json_response(shown)
+        if self.config.retry_after:
+            answer.headers["Retry-After"] = self.config.retry_after
+        return answer
 
     def too_many_requests(self) -> Response:
         """429 with Retry-After in seconds, or as a date on Indicative's (skewed) clock."""
         wait = self.config.retry_after_seconds
         answer = error(429, "Too Many Requests")
         if self.config.retry_after_form == "date":
-            server_now = dt.datetime.now(dt.timezone.utc) + dt.timedelta(
-                seconds=self.config.date_skew_seconds
-            )
+            server_now = self.now()
             answer.headers["Date"] = http_date(server_now)
             answer.headers["Retry-After"] = http_date(server_now + dt.timedelta(seconds=wait))
         else:
@@ -236,18 +383,24 @@ class IndicativeApp(VendorApp):
     # -- export lifecycle ---------------------------------------------------------------------
 
     def advance(self, export: Export) -> None:
+        """End a PENDING export once it is done: COMPLETE with its file stored, or FAILED."""
         if export.status != "PENDING":
             return
         if self.config.export_seconds is not None:
-            done = time.monotonic() - export.started_monotonic >= self.config.export_seconds
+            # indicative-segments-export.md:58 endTime "The time at which the User Segment
+            # export completed": when it finished on Indicative's clock, not when it was read.
+            done_at = export.started + dt.timedelta(seconds=self.config.export_seconds)
+            if self.now() < done_at:
+                return
+        elif export.polls >= self.config.polls_to_complete:
+            done_at = self.now()
         else:
-            done = export.polls >= self.polls_to_complete
-        if done:
-            index = self.segment_index(export.segment_id)
-            export.status = "FAILED" if index in self.config.fail_segments else "COMPLETE"
-            export.ended = dt.datetime.now(dt.timezone.utc)
-            if export.status == "COMPLETE":
-                self.store_file(export)
+            return
+        export.status = "FAILED" if self.fails(export.segment_id) else "COMPLETE"
+        export.ended = done_at
+        if export.status == "COMPLETE" and not self.expired(export):
+            self.store_file(export)
+            self._watch(export)
 
     def store_file(self, export: Export) -> None:
         """Upload the export's CSV (gzip when configured), as the doc says the job does."""
@@ -290,11 +443,7 @@ class IndicativeApp(VendorApp):
             export.bucket, export.file_key, expires=self.config.url_expires_seconds
         )
 
-    def expired(self, export: Export) -> bool:
-        age = dt.datetime.now(dt.timezone.utc) - export.started + export.age_offset
-        return age > RETENTION
-
-    def export_object(self, export: Export, request: Request) -> dict[str, t.Any]:
+    def export_object(self, export: Export) -> dict[str, t.Any]:
         index = t.cast(int, self.segment_index(export.segment_id))
         shown = {
             "exportId": export.export_id,
@@ -302,6 +451,8 @@ class IndicativeApp(VendorApp):
             "status": export.status,
             "projectId": self.segments[index]["projectId"],
             "startTime": data.iso_millis(export.started),
+            # indicative-segments-export.md:58 "This field will remain null until the export
+            # is completed."
             "endTime": data.iso_millis(export.ended) if export.ended else None,
             "filename": self.filename(export),
         }
@@ -326,9 +477,35 @@ class IndicativeApp(VendorApp):
         }
 
     def control(self, request: Request) -> Response | None:
-        if request.path == "/touch" and request.method == "POST":
-            self.touch(str(request.json()["segmentId"]))
-            return json_response({"ok": True})
-        if request.path == "/triggers":
+        """``/_sim/indicative/...``: ``GET /triggers``, ``GET /stats``, ``POST /touch``
+        {"segmentId"}, ``POST /age`` {"exportId", "hours"}, ``POST /clock`` {"hours"}."""
+        self.sweep()
+        if request.method == "GET" and request.path == "/triggers":
             return json_response(self.trigger_counts())
-        return None
+        if request.method == "GET" and request.path == "/stats":
+            return json_response(self.stats())
+        if request.method != "POST" or request.path not in ("/touch", "/age", "/clock"):
+            return None
+        try:
+            body = request.json()
+        except ValueError as exc:  # json.JSONDecodeError
+            return error(400, f"the {request.path} body is not JSON: {exc}")
+        wanted = {"/touch": ("segmentId",), "/age": ("exportId", "hours"), "/clock": ("hours",)}
+        missing = [name for name in wanted[request.path] if name not in (body or {})]
+        if not isinstance(body, dict) or missing:
+            return error(400, f"the {request.path} body must be a JSON object with {missing}")
+        try:
+            hours = float(body.get("hours", 0))
+        except (TypeError, ValueError):
+            return error(400, f"hours must be a number, not {body['hours']!r}")
+        if request.path == "/touch":
+            if self.segment_index(str(body["segmentId"])) is None:
+                return error(404, f"unknown segment {body['segmentId']!r}")
+            self.touch(str(body["segmentId"]))
+        elif request.path == "/age":
+            if str(body["exportId"]) not in self.exports:
+                return error(404, f"unknown export {body['exportId']!r}")
+            self.age_export(str(body["exportId"]), hours)
+        else:
+            self.advance_clock(hours)
+        return json_response({"ok": True, "now": data.iso_millis(self.now())})

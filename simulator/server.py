@@ -144,11 +144,15 @@ def set_switches(config: t.Any, values: t.Mapping[str, t.Any]) -> Response:
         return error(400, f"unknown switches {unknown}; known: {sorted(names)}")
     for name, value in values.items():
         setattr(config, name, value)
-    shown = {
-        name: sorted(value) if isinstance(value, (set, frozenset)) else value
-        for name, value in dataclasses.asdict(config).items()
-    }
-    return json_response(shown)
+    switches = dataclasses.asdict(config)
+    return json_response({name: _shown(value) for name, value in switches.items()})
+
+
+def _shown(value: t.Any) -> t.Any:
+    """A switch's value as JSON: sets sorted (ints and strings may mix), functions by name."""
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=lambda item: (str(type(item)), item))
+    return repr(value) if callable(value) else value
 
 
 @dataclass
