@@ -10,6 +10,10 @@
 - ``write_record`` writes a RECORD from a stream alias and a record without building a
   ``RecordMessage`` first. It produces exactly the bytes the SDK's path produces with this
   writer (same keys, same order, same encoder); only the ``time_extracted`` clock differs.
+- ``write_record_chunk`` writes the RECORDs of a ``RecordChunk`` (many rows of a file) at
+  once: its records' JSON lines, each framed as the envelope above frames a record, with one
+  ``time_extracted`` for the whole chunk (the moment it is written: its rows were read
+  together). Same bytes as ``write_record`` of each record at that moment.
 
 ``FastRecordPlan`` decides when a stream may hand a record straight to ``write_record``,
 skipping SDK per-record work that would change nothing:
@@ -28,9 +32,15 @@ Any other record takes the SDK's path, so the output is the same either way.
 ``FastRecordsMixin`` puts the plan to work in a stream, through the hooks of
 ``tap_segments.sdk_adapter.AdaptedStream``: it writes RECORDs itself (falling back to the
 SDK), skips the SDK's per-record processing when it has nothing to do (no partition context
-to add, no child streams) and samples the clock less often in the record counter.
-Everything else of the SDK's ``_sync_records`` still runs for every record: ``post_process``,
-the max-record limit, the record counter, state increments and the periodic STATE message.
+to add, no child streams) and samples the clock less often in the record counter. For a
+record (a dict), everything else of the SDK's record loop still runs: ``post_process``, the
+max-record limit, the record counter, state increments and the periodic STATE message.
+
+It also takes ``RecordChunk`` items (rows of a CSV file, many at a time) when the plan
+trusts plain rows and the record loop says the SDK would do nothing else to them
+(``AdaptedStream.takes_chunks``): the loop then counts, limits and places STATE messages
+per chunk exactly as it would per record, and the chunk is written by ``write_record_chunk``.
+``accepts_layout`` says whether rows of a given layout may come as chunks.
 """
 
 from __future__ import annotations
@@ -53,6 +63,8 @@ from tap_segments.sdk_adapter import AdaptedStream
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context, Record
     from singer_sdk.singerlib.encoding.simple import Message
+
+    from tap_segments.exports.chunks import RecordChunk, RecordLayout
 
 #: Value types that conformance leaves untouched under an exclusively boolean property.
 BOOLEAN_TYPES: frozenset[type] = frozenset({bool, type(None)})
@@ -109,6 +121,32 @@ class TapMessageWriter(MsgSpecWriter):
             out.write(data.decode("utf-8"))
         else:
             binary.write(data)
+
+
+    def write_record_chunk(self, stream: str, chunk: RecordChunk, version: int | None) -> None:
+        """Write the RECORD messages of ``chunk``'s records: the same bytes as
+        ``write_record`` of each of them at this moment."""
+        if not len(chunk):
+            return
+        head, joint = self._frame(stream, version, _now(_UTC))
+        framed = chunk.body().replace(b"\n", joint)  # the records' lines end with "\n" only
+        out = sys.stdout
+        binary = getattr(out, "buffer", None)
+        body = memoryview(framed)[: len(framed) - len(head)]  # no head after the last line
+        if binary is None:
+            out.write(head.decode("utf-8") + str(body, "utf-8"))
+        else:
+            binary.write(head)
+            binary.write(body)
+
+    def _frame(self, stream: str, version: int | None, moment: dt.datetime) -> tuple[bytes, bytes]:
+        """What comes before a record's JSON in its RECORD line, and what comes between two
+        records (the end of one line and the start of the next)."""
+        data = encoder.encode(_RecordEnvelope("RECORD", stream, {}, version, moment))
+        # ',"' never occurs inside an encoded string (its quote would be escaped).
+        cut = data.index(b',"record":{}') + len(b',"record":')
+        head, tail = data[:cut], data[cut + 2 :] + b"\n"
+        return head, tail + head
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +231,7 @@ class SampledCounter(metrics.Counter):
     def increment(self, value: int = 1) -> None:
         self.value += value
         self._until_clock -= 1
-        if not self._until_clock:
+        if not self._until_clock or value > 1:  # a chunk of records: look every time
             self._until_clock = self.clock_every
             if self._ready_to_log():
                 self._pop()
@@ -215,14 +253,42 @@ class FastRecordsMixin(AdaptedStream):
     _fast_record_plan: FastRecordPlan | _Unplanned | None = _UNPLANNED
     #: The current state partition context adds no key, or only plain values.
     _plain_partition: bool = True
+    record_chunks = True
 
     def reset_fast_record_plan(self) -> None:
         self._fast_record_plan = _UNPLANNED
 
-    def write_record(self, record: Record) -> None:
+    @property
+    def fast_record_plan(self) -> FastRecordPlan | None:
         plan = self._fast_record_plan
         if isinstance(plan, _Unplanned):
             plan = self._fast_record_plan = FastRecordPlan.for_stream(self)
+        return plan
+
+    def chunks_welcome(self, write_messages: bool) -> bool:
+        return write_messages and self.fast_record_plan is not None
+
+    def accepts_layout(self, layout: RecordLayout) -> bool:
+        """Whether rows of ``layout`` (plain values) may come as chunks now: the SDK's record
+        path would emit them unchanged."""
+        if not (self.takes_chunks and self._plain_partition and layout.is_unique()):
+            return False
+        if not _all_plain(map(type, layout.parent_values)):
+            return False
+        plan = self.fast_record_plan
+        if plan is None:
+            return False
+        if plan.schema_keys is None:
+            return True
+        return plan.trust_plain_rows and plan.schema_keys.issuperset(layout.names)
+
+    def write_record_chunk(self, chunk: RecordChunk) -> None:
+        plan = t.cast(FastRecordPlan, self.fast_record_plan)
+        plan.writer.write_record_chunk(plan.stream_alias, chunk, self.stream_version)
+        self.state_manager.is_flushed = False
+
+    def write_record(self, record: Record) -> None:
+        plan = self.fast_record_plan
         if plan is None:
             super().write_record(record)
             return

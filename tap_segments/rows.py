@@ -1,8 +1,10 @@
-"""Row types shared by the file readers and the record writer. Imports nothing of the tap."""
+"""Row types shared by the file readers and the record writers. Imports nothing of the tap."""
 
 from __future__ import annotations
 
 import typing as t
+from dataclasses import dataclass
+from itertools import repeat
 
 Row = dict[str, t.Any]
 
@@ -20,3 +22,26 @@ class PlainRow(dict):
 
 #: The value types a ``PlainRow`` may hold.
 PLAIN_VALUE_TYPES: frozenset[type] = frozenset({str, int, bool, type(None)})
+
+
+@dataclass(slots=True)
+class CsvChunk:
+    """Consecutive rows of one CSV file: its header (unique names) and each row's values.
+
+    Every row has exactly one value per column, each a ``str``. A reader hands rows over
+    in chunks so that the writers can encode many rows per call instead of one.
+    """
+
+    header: list[str]
+    rows: list[list[str]]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def plain_rows(self) -> t.Iterator[PlainRow]:
+        """The rows one by one, as the per-row readers give them."""
+        return map(PlainRow, map(zip, repeat(self.header), self.rows))
+
+    def tail(self, start: int) -> CsvChunk:
+        """The rows from ``start`` on."""
+        return CsvChunk(self.header, self.rows[start:])

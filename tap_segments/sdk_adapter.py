@@ -2,8 +2,9 @@
 
 The tap needs a few things the SDK (0.54) has no public hook for: writing a STATE message
 at a moment of its choosing (an export was triggered), a faster record path, BATCH files
-that hold what RECORD messages would, columns added while a stream runs, and a bookmark
-that moves per window instead of per record. ``AdaptedStream`` overrides the SDK's private
+that hold what RECORD messages would, columns added while a stream runs, a bookmark
+that moves per window instead of per record, and a record loop that takes many records
+at a time (``RecordChunk``). ``AdaptedStream`` overrides the SDK's private
 methods once and hands each to a public method of ours; the functions below wrap the
 private calls. Nothing else in the tap touches a name of the SDK that starts with ``_``.
 
@@ -15,13 +16,16 @@ rather than quietly somewhere in a sync.
 from __future__ import annotations
 
 import contextlib
+import copy
 import typing as t
 
 from singer_sdk import Stream, Tap
+from singer_sdk.exceptions import InvalidStreamSortException
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, SDKBatchMessage
 from singer_sdk.plugin_base import _ConfigInput as ConfigInput
 
 from tap_segments.errors import Terminated
+from tap_segments.exports.chunks import RecordChunk
 from tap_segments.http import current_stream
 
 if t.TYPE_CHECKING:
@@ -52,6 +56,9 @@ PRIVATE_METHODS: dict[str, tuple[str, ...]] = {
     "_write_schema_message": ("self",),
     "_generate_record_messages": ("self", "record"),
     "_increment_stream_state": ("self", "latest_record", "context"),
+    "_check_max_record_limit": ("self", "current_record_index"),
+    "_write_starting_replication_value": ("self", "context"),
+    "_finalize_state": ("self", "state"),
 }
 #: SDK ``Stream`` instance attributes read or written here.
 PRIVATE_ATTRIBUTES: tuple[str, ...] = ("_tap", "_input_schema", "_stream_maps", "_stream_version")
@@ -106,6 +113,21 @@ class AdaptedStream(Stream):
     #: False switches off the SDK's per-record bookmark (the stream moves its own).
     per_record_bookmarks: t.ClassVar[bool] = True
 
+    #: True: ``get_records`` may yield ``RecordChunk`` items while ``takes_chunks`` is set
+    #: (the record loop below, not the SDK's, then runs the stream).
+    record_chunks: t.ClassVar[bool] = False
+    #: Set by the record loop while it takes chunks (read it in ``get_records``).
+    takes_chunks: bool = False
+
+    def chunks_welcome(self, write_messages: bool) -> bool:
+        """Whether the stream can write (or, for BATCH, take) its records a chunk at a time.
+        Asked only when the SDK's per-record work outside writing would change nothing."""
+        return False
+
+    def write_record_chunk(self, chunk: RecordChunk) -> None:
+        """Write the RECORD messages of a chunk."""
+        raise NotImplementedError
+
     # -- the SDK's private methods, routed to the hooks ------------------------------------
 
     def _write_record_message(self, record: Record) -> None:
@@ -141,14 +163,118 @@ class AdaptedStream(Stream):
 
     def _sync_records(
         self, context: Context | None = None, *, write_messages: bool = True
-    ) -> t.Generator[dict, t.Any, t.Any]:
+    ) -> t.Generator[dict | RecordChunk, t.Any, t.Any]:
         """The SDK's, with this stream's name known to the HTTP metrics while it runs."""
         token = current_stream.set(self.name)
         try:
-            yield from super()._sync_records(context, write_messages=write_messages)
+            if self.record_chunks:
+                yield from self._sync_records_and_chunks(context, write_messages)
+            else:
+                yield from super()._sync_records(context, write_messages=write_messages)
         finally:
             with contextlib.suppress(ValueError):  # finalised from another context
                 current_stream.reset(token)
+
+    def _skips_nothing_per_record(self, partition: Context | None) -> bool:
+        """True when, besides writing, the SDK's loop would do nothing to a record: the
+        SDK's ``post_process``, nothing to process (no partition context to add, no child
+        stream), no per-record bookmark."""
+        return (
+            type(self).post_process is Stream.post_process
+            and not self.needs_record_processing(partition)
+            and not (self.per_record_bookmarks and self.replication_method == "INCREMENTAL")
+        )
+
+    def _sync_records_and_chunks(
+        self, context: Context | None, write_messages: bool
+    ) -> t.Generator[dict | RecordChunk, t.Any, None]:
+        """The SDK's record loop (``Stream._sync_records`` of singer-sdk 0.54), which also
+        takes ``RecordChunk`` items (``_sync_chunk``). Records (dicts) get exactly the SDK's
+        treatment; chunks are offered only when that treatment is writing alone."""
+        counter = self.get_record_counter()
+        timer = self.get_sync_timer()
+        index = 0
+        selected = self.selected
+        with counter, timer:
+            for element in ([context] if context is not None else self.partitions) or [{}]:
+                counter.with_context(element)
+                timer.with_context(element)
+                current = element or None
+                partition = self._get_state_partition_context(current)
+                self._write_starting_replication_value(current)
+                child_context = None if current is None else copy.copy(current)
+                self.takes_chunks = (
+                    selected
+                    and self._skips_nothing_per_record(partition)
+                    and self.chunks_welcome(write_messages)
+                )
+                try:
+                    for position, item in enumerate(self.get_records(current)):
+                        if isinstance(item, RecordChunk):
+                            index = yield from self._sync_chunk(
+                                item, index, counter, write_messages
+                            )
+                            continue
+                        self._check_max_record_limit(current_record_index=index)
+                        record = self.post_process(item, current)
+                        if record is None:
+                            continue
+                        try:
+                            self._process_record(
+                                record, child_context=child_context, partition_context=partition
+                            )
+                        except InvalidStreamSortException as ex:  # pragma: no cover - as the SDK
+                            self.state_manager.log_sort_error(
+                                ex=ex,
+                                record_count=index + 1,
+                                partition_record_count=position + 1,
+                                current_context=current,
+                            )
+                            raise
+                        if selected:
+                            if write_messages:
+                                self._write_record_message(record)
+                            self._increment_stream_state(record, context=current)
+                            if (index + 1) % self.STATE_MSG_FREQUENCY == 0 and write_messages:
+                                self._write_state_message()
+                            counter.increment()
+                            yield record
+                        index += 1
+                finally:
+                    self.takes_chunks = False
+                if current == partition:
+                    self._finalize_state(self.get_context_state(current))
+        if not context:
+            self._finalize_state(self.stream_state)
+        if write_messages:
+            self._write_state_message()
+
+    def _sync_chunk(
+        self, chunk: RecordChunk, index: int, counter: t.Any, write_messages: bool
+    ) -> t.Generator[RecordChunk, t.Any, int]:
+        """A chunk's records, as the SDK's loop would treat them one by one: the record
+        limit checked before each record, a STATE after every ``STATE_MSG_FREQUENCY``-th,
+        every record counted. The chunk is cut where the limit or a STATE falls. Yields the
+        parts; returns the index of the next record."""
+        limit = self.ABORT_AT_RECORD_COUNT
+        every = self.STATE_MSG_FREQUENCY
+        rest: RecordChunk | None = chunk
+        while rest is not None and len(rest):
+            self._check_max_record_limit(current_record_index=index)
+            size = len(rest)
+            if limit is not None:
+                size = min(size, limit - index)
+            if write_messages:
+                size = min(size, every - index % every)
+            part, rest = rest.split(size) if size < len(rest) else (rest, None)
+            if write_messages:
+                self.write_record_chunk(part)
+            index += size
+            if write_messages and index % every == 0:
+                self._write_state_message()
+            counter.increment(size)
+            yield part
+        return index
 
     # -- private calls, wrapped ------------------------------------------------------------
 

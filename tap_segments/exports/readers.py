@@ -10,9 +10,15 @@ Valid files always load: CSV cells of any size, repeated or empty header names (
 without colliding: ``email,email,email_2`` gives ``email, email_3, email_2``; an empty name
 becomes ``column_<position>``). A decode error names the file's real line.
 
-``iter_file_rows`` adds the safe point: when a download breaks part-way (connection reset,
-short read, truncated gzip), it opens the file again and skips the rows already yielded, so
-no row is lost and none is yielded twice; after ``max_attempts`` it fails, naming the file.
+CSV rows also come in chunks (``CsvChunk``: the header and up to ``CHUNK_ROWS`` rows of
+values, ``decode_items``), so that a writer can encode many rows per call. A chunk holds
+about ``CHUNK_CHARS`` characters of the file at most (fewer rows when rows are long), and
+rows read before an error are still handed over, in a last shorter chunk, before the error.
+
+``iter_file_items`` (chunks and JSON rows) and ``iter_file_rows`` (rows one by one) add the
+safe point: when a download breaks part-way (connection reset, short read, truncated gzip),
+they open the file again and skip the rows already yielded, so no row is lost and none is
+yielded twice; after ``max_attempts`` they fail, naming the file.
 """
 
 from __future__ import annotations
@@ -35,9 +41,14 @@ import requests
 import urllib3.exceptions
 
 from tap_segments.errors import DownloadInterruptedError, FileFormatError
-from tap_segments.rows import PlainRow, Row
+from tap_segments.rows import CsvChunk, PlainRow, Row
 
 BUFFER_SIZE = 1 << 20
+#: Rows of a CSV chunk at most, and the characters of the file it should hold at most.
+CHUNK_ROWS = 10_000
+CHUNK_CHARS = 4 << 20
+#: Rows of the first chunk of a file, before its row length is known.
+FIRST_CHUNK_ROWS = 100
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
 #: What an error page starts with (a proxy's HTML page, S3's ``<Error>`` document).
@@ -93,15 +104,16 @@ def sniff_format(binary: io.BufferedIOBase) -> str:
     return "csv"
 
 
-def decode_rows(
+def decode_items(
     raw: t.BinaryIO,
     name: str,
     fmt: str | None = None,
     *,
     json_items_path: str = "item",
     logger: logging.Logger | None = None,
-) -> t.Iterator[Row]:
-    """Yield the rows of one file, decoded as a stream."""
+) -> t.Iterator[CsvChunk | Row]:
+    """Yield the rows of one file, decoded as a stream: ``CsvChunk`` objects for CSV, one
+    dict per row for JSON."""
     binary = open_binary(raw)
     if not binary.peek(1):
         if logger:
@@ -114,12 +126,35 @@ def decode_rows(
     check_not_markup(binary, name)
     fmt = fmt or sniff_format(binary)
     if fmt == "csv":
-        return csv_rows(binary, name)
+        return csv_chunks(binary, name)
     if fmt == "json":
         return json_items(binary, name, json_items_path)
     if fmt == "jsonl":
         return json_lines(binary, name)
     raise FileFormatError(f"{name}: unknown file format {fmt!r}")
+
+
+def decode_rows(
+    raw: t.BinaryIO,
+    name: str,
+    fmt: str | None = None,
+    *,
+    json_items_path: str = "item",
+    logger: logging.Logger | None = None,
+) -> t.Iterator[Row]:
+    """Yield the rows of one file one by one (CSV rows as ``PlainRow``)."""
+    return rows_of_items(
+        decode_items(raw, name, fmt, json_items_path=json_items_path, logger=logger)
+    )
+
+
+def rows_of_items(items: t.Iterable[CsvChunk | Row]) -> t.Iterator[Row]:
+    """Rows one by one, from chunks and rows."""
+    for item in items:
+        if type(item) is CsvChunk:
+            yield from item.plain_rows()
+        else:
+            yield t.cast(Row, item)
 
 
 def unique_header(header: list[str]) -> list[str]:
@@ -148,7 +183,10 @@ def unique_header(header: list[str]) -> list[str]:
 
 
 def text_lines(
-    binary: io.BufferedIOBase, name: str = "file", encoding: str = "utf-8-sig"
+    binary: io.BufferedIOBase,
+    name: str = "file",
+    encoding: str = "utf-8-sig",
+    decoded: list[int] | None = None,
 ) -> t.Iterator[str]:
     """The lines of a text stream, decoded ``BUFFER_SIZE`` bytes at a time.
 
@@ -156,11 +194,14 @@ def text_lines(
     ``\r\n``, ``\r``), which is what ``csv`` expects. Decoding a large chunk at once and
     handing ``csv`` a C-level chain of line lists is markedly cheaper per row than a
     ``TextIOWrapper`` over a network stream, which checks the stream per line.
+    ``decoded[0]``, when given, counts the characters decoded so far.
     """
-    return itertools.chain.from_iterable(_line_batches(binary, name, encoding))
+    return itertools.chain.from_iterable(_line_batches(binary, name, encoding, decoded))
 
 
-def _line_batches(binary: io.BufferedIOBase, name: str, encoding: str) -> t.Iterator[list[str]]:
+def _line_batches(
+    binary: io.BufferedIOBase, name: str, encoding: str, decoded: list[int] | None
+) -> t.Iterator[list[str]]:
     decoder = codecs.getincrementaldecoder(encoding)()
     tail = ""  # a last line without its end (its "\n" may open the next chunk)
     lines_before = 0  # line breaks in the bytes decoded so far
@@ -175,6 +216,8 @@ def _line_batches(binary: io.BufferedIOBase, name: str, encoding: str) -> t.Iter
                 f"(byte {exc.object[exc.start : exc.start + 1]!r}: {exc.reason})"
             ) from None
         lines_before += chunk.count(b"\n")
+        if decoded is not None:
+            decoded[0] += len(text) - len(tail)
         lines = io.StringIO(text, newline="").readlines()
         if not chunk:
             yield lines
@@ -183,25 +226,72 @@ def _line_batches(binary: io.BufferedIOBase, name: str, encoding: str) -> t.Iter
         yield lines
 
 
-def csv_rows(binary: io.BufferedIOBase, name: str) -> t.Iterator[Row]:
-    reader = csv.reader(text_lines(binary, name), strict=True)
+def csv_chunks(binary: io.BufferedIOBase, name: str) -> t.Iterator[CsvChunk]:
+    """The rows of a CSV file in chunks of up to ``CHUNK_ROWS`` rows (fewer when rows are
+    long: about ``CHUNK_CHARS`` characters a chunk), blank lines left out.
+
+    Rows read before an error (a broken quote, a row that disagrees with the header, a
+    broken download) are yielded first, so that exactly the rows before it are handed over.
+    """
+    decoded = [0]
+    reader = csv.reader(text_lines(binary, name, decoded=decoded), strict=True)
     try:
-        header = next(reader, None)
-        if header is None:
-            return
-        header = unique_header(header)
-        width = len(header)
-        for values in reader:
-            if len(values) != width:
-                if not values:  # a blank line carries no row
-                    continue
-                raise FileFormatError(
-                    f"{name}, line {reader.line_num}: {len(values)} values for the "
-                    f"{width} columns of the header"
-                )
-            yield PlainRow(zip(header, values, strict=False))  # widths checked above
+        first = next(reader, None)
     except csv.Error as exc:
         raise FileFormatError(f"{name}, line {reader.line_num}: {exc}") from exc
+    if first is None:
+        return
+    header = unique_header(first)
+    width = len(header)
+    size = FIRST_CHUNK_ROWS
+    read = 0
+    while True:
+        line = reader.line_num
+        values: list[list[str]] = []
+        failure: BaseException | None = None
+        try:
+            values.extend(itertools.islice(reader, size))  # keeps what it read on an error
+        except csv.Error as exc:
+            failure = FileFormatError(f"{name}, line {reader.line_num}: {exc}")
+            failure.__cause__ = exc
+        except Exception as exc:  # handed on after the rows read before it
+            failure = exc
+        full = len(values) == size
+        if values and not _all_of_width(values, width):
+            values, bad = _rows_of_width(values, width, line)
+            if bad is not None and failure is None:
+                failure = FileFormatError(
+                    f"{name}, line {bad[0]}: {bad[1]} values for the {width} columns of the "
+                    "header"
+                )
+        if values:
+            yield CsvChunk(header, values)
+        if failure is not None:
+            raise failure
+        if not full:
+            return
+        read += size
+        size = max(1, min(CHUNK_ROWS, CHUNK_CHARS * read // max(decoded[0], 1)))
+
+
+def _all_of_width(values: list[list[str]], width: int) -> bool:
+    lengths = set(map(len, values))
+    return len(lengths) == 1 and width in lengths
+
+
+def _rows_of_width(
+    values: list[list[str]], width: int, line: int
+) -> tuple[list[list[str]], tuple[int, int] | None]:
+    """The rows before the first that disagrees with the header, without blank lines; and
+    that row's (line, number of values), if any. ``line``: lines read before ``values``."""
+    kept = []
+    for row in values:
+        line += 1 + sum(v.count("\n") + v.count("\r") - v.count("\r\n") for v in row)
+        if len(row) == width:
+            kept.append(row)
+        elif row:
+            return kept, (line, len(row))
+    return kept, None
 
 
 def json_items(binary: io.BufferedIOBase, name: str, items_path: str) -> t.Iterator[Row]:
@@ -237,7 +327,7 @@ def json_lines(binary: io.BufferedIOBase, name: str) -> t.Iterator[Row]:
         yield item
 
 
-def iter_file_rows(
+def iter_file_items(
     open_file: t.Callable[[], t.BinaryIO],
     name: str,
     fmt: str | None = None,
@@ -245,21 +335,27 @@ def iter_file_rows(
     json_items_path: str = "item",
     max_attempts: int = 3,
     logger: logging.Logger | None = None,
-) -> t.Iterator[Row]:
-    """Rows of one file, re-opening it after a broken download and skipping rows already read."""
+) -> t.Iterator[CsvChunk | Row]:
+    """Rows of one file (CSV in chunks), re-opening it after a broken download and skipping
+    the rows already yielded."""
     yielded = 0
     attempt = 1
     while True:
         raw = open_file()
         try:
-            rows = decode_rows(
+            items = decode_items(
                 raw, name, fmt, json_items_path=json_items_path, logger=None if yielded else logger
             )
-            if yielded:  # a new attempt: pass over the rows already emitted
-                next(itertools.islice(rows, yielded, yielded), None)
-            for row in rows:
-                yielded += 1
-                yield row
+            skip = yielded  # a new attempt: pass over the rows already emitted
+            for item in items:
+                if skip:
+                    size = len(item) if type(item) is CsvChunk else 1
+                    if size <= skip:
+                        skip -= size
+                        continue
+                    item, skip = t.cast(CsvChunk, item).tail(skip), 0
+                yielded += len(item) if type(item) is CsvChunk else 1
+                yield item
             return
         except TRANSIENT_READ_ERRORS as exc:
             if attempt >= max_attempts:
@@ -284,3 +380,26 @@ def iter_file_rows(
             raise FileFormatError(f"{name}: its content coding does not decode ({exc})") from None
         finally:
             raw.close()
+
+
+def iter_file_rows(
+    open_file: t.Callable[[], t.BinaryIO],
+    name: str,
+    fmt: str | None = None,
+    *,
+    json_items_path: str = "item",
+    max_attempts: int = 3,
+    logger: logging.Logger | None = None,
+) -> t.Iterator[Row]:
+    """Rows of one file one by one, re-opening it after a broken download and skipping rows
+    already read."""
+    return rows_of_items(
+        iter_file_items(
+            open_file,
+            name,
+            fmt,
+            json_items_path=json_items_path,
+            max_attempts=max_attempts,
+            logger=logger,
+        )
+    )

@@ -36,10 +36,11 @@ from tap_segments.exports.engine import (
     PollResult,
     export_fields,
 )
-from tap_segments.exports.readers import iter_file_rows
+from tap_segments.exports.chunks import RecordLayout, RowsChunk
+from tap_segments.exports.readers import iter_file_items
 from tap_segments.exports.state import ExportJob, ExportState
 from tap_segments.output import FastRecordsMixin
-from tap_segments.rows import PLAIN_VALUE_TYPES, PlainRow
+from tap_segments.rows import PLAIN_VALUE_TYPES, CsvChunk, PlainRow
 from tap_segments.streams import VendorStream
 
 if t.TYPE_CHECKING:
@@ -255,7 +256,7 @@ class ExportRowsStream(FastRecordsMixin, VendorStream):
         json_items_path: str = "item",
         export_label: str | None = None,
         export: tuple[str, str] | None = None,
-    ) -> t.Generator[dict, None, int]:
+    ) -> t.Generator[dict | RowsChunk, None, int]:
         """One record per row of ``files``, in order, numbered from 1 across all files.
 
         With ``export_label`` (a stream that reads the files of an export some other stream
@@ -268,36 +269,29 @@ class ExportRowsStream(FastRecordsMixin, VendorStream):
         only while the parent fields keep that promise. A caller that changes a row's values
         to anything else must yield ``dict(row)`` instead.
 
+        While the record loop takes chunks (``takes_chunks``), the rows of a CSV file come
+        as ``RowsChunk`` items instead, many at a time, whenever the SDK's record path would
+        emit them unchanged (``accepts_layout``); a caller yields them on as they come.
+
         ``export`` is the (export key, job id) the files belong to, for the fields of
         structured logs (default: the export this stream is emitting).
         """
         key, job_id = export or getattr(self, "_export_in_hand", None) or (None, None)
         reserved = {*parent_fields, self.row_number_field}
         known = set(self.schema["properties"]) - reserved  # raw column names already in schema
-        plain_parents = all(type(value) in PLAIN_VALUE_TYPES for value in parent_fields.values())
-        number_field = self.row_number_field
         row_number = 0
         began = time.monotonic()
         for file in files:
-            rows = iter_file_rows(
+            items = iter_file_items(
                 lambda file=file: self.open_file(file),  # type: ignore[misc]
                 file.name,
                 file.format,
                 json_items_path=json_items_path,
                 logger=self.logger,
             )
-            for row in rows:
-                if not row.keys() <= known:
-                    self._add_columns(row, reserved)
-                    known |= row.keys()
-                if not reserved.isdisjoint(row):
-                    row = {(f"_{k}" if k in reserved else k): v for k, v in row.items()}
-                elif not plain_parents and type(row) is PlainRow:
-                    row = dict(row)
-                row_number += 1
-                row.update(parent_fields)
-                row[number_field] = row_number
-                yield row
+            row_number = yield from self._records_of_items(
+                items, parent_fields, reserved, known, row_number
+            )
             self.logger.info(
                 "%s: %d row(s) read so far, through %s.",
                 self.name,
@@ -326,6 +320,51 @@ class ExportRowsStream(FastRecordsMixin, VendorStream):
             "status": status,
             **more,
         }
+
+    def _records_of_items(
+        self,
+        items: t.Iterable[CsvChunk | dict],
+        parent_fields: t.Mapping[str, t.Any],
+        reserved: set[str],
+        known: set[str],
+        row_number: int,
+    ) -> t.Generator[dict | RowsChunk, None, int]:
+        """The records of one file's rows (chunks when the record loop takes them), numbered
+        after ``row_number``; returns the last number. Adds new columns to ``known``."""
+        plain_parents = all(type(value) in PLAIN_VALUE_TYPES for value in parent_fields.values())
+        number_field = self.row_number_field
+        layout: RecordLayout | None = None
+        chunked = False
+        for item in items:
+            if type(item) is CsvChunk:
+                if layout is None:  # a CSV file's header is the same in every chunk
+                    header = item.header
+                    if not known.issuperset(header):
+                        self._add_columns(dict.fromkeys(header, ""), reserved)
+                        known.update(header)
+                    columns = tuple(f"_{c}" if c in reserved else c for c in header)
+                    layout = RecordLayout(columns, tuple(parent_fields.items()), number_field)
+                    chunked = self.accepts_layout(layout)
+                if chunked:
+                    yield RowsChunk(layout, item.rows, row_number + 1)
+                    row_number += len(item)
+                    continue
+                rows: t.Iterable[dict] = item.plain_rows()
+            else:
+                rows = (t.cast(dict, item),)
+            for row in rows:
+                if not row.keys() <= known:
+                    self._add_columns(row, reserved)
+                    known |= row.keys()
+                if not reserved.isdisjoint(row):
+                    row = {(f"_{k}" if k in reserved else k): v for k, v in row.items()}
+                elif not plain_parents and type(row) is PlainRow:
+                    row = dict(row)
+                row_number += 1
+                row.update(parent_fields)
+                row[number_field] = row_number
+                yield row
+        return row_number
 
     def _add_columns(self, row: t.Mapping[str, t.Any], reserved: set[str]) -> None:
         """Add ``row``'s unknown columns to the schema and announce it with a SCHEMA message."""

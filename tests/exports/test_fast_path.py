@@ -127,15 +127,23 @@ def records(messages: list[dict], stream: str = MEMBERS) -> list[dict]:
 
 @pytest.fixture
 def fast_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Streams of the records written by the fast path."""
+    """Streams of the records written by the fast path (one entry per record)."""
     written: list[str] = []
     original = TapMessageWriter.write_record
+    original_chunk = TapMessageWriter.write_record_chunk
 
     def spy(self: TapMessageWriter, stream: str, record: dict, version: int | None = None) -> None:
         written.append(stream)
         original(self, stream, record, version)
 
+    def spy_chunk(self: TapMessageWriter, stream: str, chunk: t.Any, version: int | None) -> None:
+        written.extend([stream] * len(chunk))
+        chunks_written.append(len(chunk))
+        original_chunk(self, stream, chunk, version)
+
+    chunks_written: list[int] = []
     monkeypatch.setattr(TapMessageWriter, "write_record", spy)
+    monkeypatch.setattr(TapMessageWriter, "write_record_chunk", spy_chunk)
     return written
 
 

@@ -9,7 +9,9 @@ import json
 import pytest
 
 from tap_segments.errors import DownloadInterruptedError, FileFormatError
-from tap_segments.exports.readers import decode_rows, iter_file_rows
+from tap_segments.exports import readers
+from tap_segments.exports.readers import decode_items, decode_rows, iter_file_items, iter_file_rows
+from tap_segments.rows import CsvChunk
 
 CSV = b'id,email,note\n1,a@x.io,"hello, world"\n2,b@x.io,"multi\nline"\n3,,\n'
 ROWS = [
@@ -105,3 +107,55 @@ def test_truncated_gzip_is_retried_not_taken_as_end_of_file():
     attempts = iter([data[: len(data) - 20], data])
     ids = [r["id"] for r in iter_file_rows(lambda: io.BytesIO(next(attempts)), "g.csv.gz")]
     assert len(ids) == 2000 and len(set(ids)) == 2000
+
+
+# -- CSV in chunks ------------------------------------------------------------------------
+
+
+def items(data: bytes) -> list:
+    return list(decode_items(io.BytesIO(data), "test-file", "csv"))
+
+
+def test_csv_chunks_grow_to_the_row_limit_and_hold_every_row(monkeypatch):
+    monkeypatch.setattr(readers, "CHUNK_ROWS", 1000)
+    chunks = items(big_csv(25_000))
+    assert all(type(c) is CsvChunk and c.header == ["id", "value"] for c in chunks)
+    sizes = [len(c) for c in chunks]
+    assert sizes[0] == readers.FIRST_CHUNK_ROWS
+    assert max(sizes) == 1000 and sum(sizes) == 25_000
+    assert [r[0] for c in chunks for r in c.rows] == [str(i) for i in range(25_000)]
+
+
+def test_csv_chunks_stay_small_when_rows_are_long(monkeypatch):
+    monkeypatch.setattr(readers, "CHUNK_CHARS", 100_000)
+    cell = "x" * 10_000
+    data = ("id,big\n" + "".join(f"{i},{cell}\n" for i in range(300))).encode()
+    chunks = items(data)
+    assert sum(map(len, chunks)) == 300
+    # after the first chunk, about CHUNK_CHARS characters a chunk (the estimate reads ahead)
+    assert max(len(c) for c in chunks[1:]) <= 2 * 100_000 // 10_000
+
+
+def test_rows_before_a_bad_row_are_handed_over_first_and_the_line_is_exact():
+    data = b'a,b\n1,"x\ny"\n\n2,"p\r\nq\rr"\n3\n4,5\n'
+    got: list = []
+    with pytest.raises(FileFormatError, match=r"test-file, line 8: 1 values for the 2 columns"):
+        got.extend(decode_items(io.BytesIO(data), "test-file", "csv"))
+    assert [r for c in got for r in c.rows] == [["1", "x\ny"], ["2", "p\r\nq\rr"]]
+
+
+def test_rows_before_a_broken_quote_are_handed_over_first():
+    data = b'a,b\n1,2\n3,"4"x\n5,6\n'
+    got: list = []
+    with pytest.raises(FileFormatError, match=r"test-file, line 3: "):
+        got.extend(decode_items(io.BytesIO(data), "test-file", "csv"))
+    assert [r for c in got for r in c.rows] == [["1", "2"]]
+
+
+def test_a_retry_skips_the_rows_already_handed_over_inside_a_chunk(monkeypatch):
+    monkeypatch.setattr(readers, "CHUNK_ROWS", 700)
+    data = big_csv(5000)
+    cuts = iter([len(data) // 3, None])
+    chunks = list(iter_file_items(lambda: CutStream(data, next(cuts)), "f.csv"))
+    ids = [r[0] for c in chunks for r in c.rows]
+    assert ids == [str(i) for i in range(5000)]
