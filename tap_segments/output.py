@@ -122,7 +122,6 @@ class TapMessageWriter(MsgSpecWriter):
         else:
             binary.write(data)
 
-
     def write_record_chunk(self, stream: str, chunk: RecordChunk, version: int | None) -> None:
         """Write the RECORD messages of ``chunk``'s records: the same bytes as
         ``write_record`` of each of them at this moment."""

@@ -163,7 +163,7 @@ class AdaptedStream(Stream):
 
     def _sync_records(
         self, context: Context | None = None, *, write_messages: bool = True
-    ) -> t.Generator[dict | RecordChunk, t.Any, t.Any]:
+    ) -> t.Generator[t.Any, t.Any, t.Any]:  # records (dicts) and RecordChunks
         """The SDK's, with this stream's name known to the HTTP metrics while it runs."""
         token = current_stream.set(self.name)
         try:
@@ -216,7 +216,7 @@ class AdaptedStream(Stream):
                             )
                             continue
                         self._check_max_record_limit(current_record_index=index)
-                        record = self.post_process(item, current)
+                        record = self.post_process(t.cast(dict, item), current)
                         if record is None:
                             continue
                         try:
@@ -287,7 +287,7 @@ class AdaptedStream(Stream):
         """Write a STATE message if anything changed since the last one."""
         self._write_state_message()
 
-    def records_without_messages(self, context: Context | None) -> t.Iterator[dict]:
+    def records_without_messages(self, context: Context | None) -> t.Iterator[dict | RecordChunk]:
         """The SDK's record loop (state, counters, limits) without writing RECORDs."""
         return self._sync_records(context, write_messages=False)
 

@@ -165,7 +165,8 @@ class EncodedChunk(RecordChunk):
         if count >= self.count:
             return self, EncodedChunk(b"", 0)
         end = line_end(self.data, count, self.count)
-        return EncodedChunk(self.data[:end], count), EncodedChunk(self.data[end:], self.count - count)
+        head, rest = self.data[:end], self.data[end:]
+        return EncodedChunk(head, count), EncodedChunk(rest, self.count - count)
 
 
 def line_end(data: bytes, count: int, lines: int) -> int:

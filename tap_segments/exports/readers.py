@@ -41,7 +41,7 @@ import requests
 import urllib3.exceptions
 
 from tap_segments.errors import DownloadInterruptedError, FileFormatError
-from tap_segments.rows import CsvChunk, PlainRow, Row
+from tap_segments.rows import CsvChunk, PlainRow, Row, collector_paused  # noqa: F401 - PlainRow: named here too
 
 BUFFER_SIZE = 1 << 20
 #: Rows of a CSV chunk at most, and the characters of the file it should hold at most.
@@ -250,7 +250,8 @@ def csv_chunks(binary: io.BufferedIOBase, name: str) -> t.Iterator[CsvChunk]:
         values: list[list[str]] = []
         failure: BaseException | None = None
         try:
-            values.extend(itertools.islice(reader, size))  # keeps what it read on an error
+            with collector_paused():  # see there: rows make no reference cycles
+                values.extend(itertools.islice(reader, size))  # keeps what it read on an error
         except csv.Error as exc:
             failure = FileFormatError(f"{name}, line {reader.line_num}: {exc}")
             failure.__cause__ = exc
@@ -261,8 +262,7 @@ def csv_chunks(binary: io.BufferedIOBase, name: str) -> t.Iterator[CsvChunk]:
             values, bad = _rows_of_width(values, width, line)
             if bad is not None and failure is None:
                 failure = FileFormatError(
-                    f"{name}, line {bad[0]}: {bad[1]} values for the {width} columns of the "
-                    "header"
+                    f"{name}, line {bad[0]}: {bad[1]} values for the {width} columns of the header"
                 )
         if values:
             yield CsvChunk(header, values)

@@ -26,6 +26,7 @@ from tap_segments.errors import (
     ExportTimeoutError,
     TapSegmentsError,
 )
+from tap_segments.exports.chunks import RecordLayout, RowsChunk
 from tap_segments.exports.download import ExportFile, open_result_file
 from tap_segments.exports.engine import (
     ExportAPI,
@@ -36,11 +37,10 @@ from tap_segments.exports.engine import (
     PollResult,
     export_fields,
 )
-from tap_segments.exports.chunks import RecordLayout, RowsChunk
 from tap_segments.exports.readers import iter_file_items
 from tap_segments.exports.state import ExportJob, ExportState
 from tap_segments.output import FastRecordsMixin
-from tap_segments.rows import PLAIN_VALUE_TYPES, CsvChunk, PlainRow
+from tap_segments.rows import PLAIN_VALUE_TYPES, CsvChunk, PlainRow, collector_paused
 from tap_segments.streams import VendorStream
 
 if t.TYPE_CHECKING:
@@ -256,7 +256,7 @@ class ExportRowsStream(FastRecordsMixin, VendorStream):
         json_items_path: str = "item",
         export_label: str | None = None,
         export: tuple[str, str] | None = None,
-    ) -> t.Generator[dict | RowsChunk, None, int]:
+    ) -> t.Generator[dict, None, int]:
         """One record per row of ``files``, in order, numbered from 1 across all files.
 
         With ``export_label`` (a stream that reads the files of an export some other stream
@@ -289,9 +289,10 @@ class ExportRowsStream(FastRecordsMixin, VendorStream):
                 json_items_path=json_items_path,
                 logger=self.logger,
             )
-            row_number = yield from self._records_of_items(
-                items, parent_fields, reserved, known, row_number
-            )
+            with collector_paused():  # see there: a file's rows make no reference cycles
+                row_number = yield from self._records_of_items(
+                    items, parent_fields, reserved, known, row_number
+                )
             self.logger.info(
                 "%s: %d row(s) read so far, through %s.",
                 self.name,
@@ -328,7 +329,7 @@ class ExportRowsStream(FastRecordsMixin, VendorStream):
         reserved: set[str],
         known: set[str],
         row_number: int,
-    ) -> t.Generator[dict | RowsChunk, None, int]:
+    ) -> t.Generator[dict, None, int]:
         """The records of one file's rows (chunks when the record loop takes them), numbered
         after ``row_number``; returns the last number. Adds new columns to ``known``."""
         plain_parents = all(type(value) in PLAIN_VALUE_TYPES for value in parent_fields.values())
@@ -346,7 +347,8 @@ class ExportRowsStream(FastRecordsMixin, VendorStream):
                     layout = RecordLayout(columns, tuple(parent_fields.items()), number_field)
                     chunked = self.accepts_layout(layout)
                 if chunked:
-                    yield RowsChunk(layout, item.rows, row_number + 1)
+                    # Typed as a record: it travels where records do (``get_records``).
+                    yield t.cast(dict, RowsChunk(layout, item.rows, row_number + 1))
                     row_number += len(item)
                     continue
                 rows: t.Iterable[dict] = item.plain_rows()

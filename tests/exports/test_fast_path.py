@@ -96,13 +96,32 @@ def run(
     catalog: dict | None = None,
 ) -> list[dict]:
     """Sync in-process into a binary stdout (as the CLI has) and parse every message."""
+    return [json.loads(line) for line in run_bytes(tap_class, config, catalog).splitlines()]
+
+
+def run_bytes(
+    tap_class: type[TapSegments] = TapSegments,
+    config: dict | None = None,
+    catalog: dict | None = None,
+) -> bytes:
+    """Sync in-process into a binary stdout (as the CLI has): every byte it wrote."""
     raw = io.BytesIO()
     stdout = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
     tap = tap_class(config={**CONFIG, **(config or {})}, catalog=catalog)
     with redirect_stdout(stdout):
-        tap.sync_all()
-        stdout.flush()
-    return [json.loads(line) for line in raw.getvalue().splitlines()]
+        try:
+            tap.sync_all()
+        finally:
+            stdout.flush()
+    return raw.getvalue()
+
+
+def clock_blanked(output: bytes) -> bytes:
+    """The output with its clock readings (``time_extracted``, ``started_at``, the stream
+    version: a time) blanked."""
+    output = re.sub(rb'"time_extracted":"[^"]+"', b'"time_extracted":"-"', output)
+    output = re.sub(rb'"version": ?\d+', b'"version":0', output)
+    return re.sub(rb'"started_at": ?"[^"]+"', b'"started_at":"-"', output)
 
 
 def without_time(messages: list[dict]) -> list[dict]:
@@ -366,11 +385,14 @@ def test_record_counts_and_max_record_limit_still_apply(vendor, caplog):
     assert [m["row_number"] for m in members if m["segmentId"] == "seg-a"] == [1, 2]
 
 
-def test_record_versions_match_the_sdk_path(vendor, fast_writes):
+def test_record_versions_match_the_sdk_path(vendor, fast_writes, monkeypatch):
+    # Versions go only to streams that emit their whole table: make the members one.
+    monkeypatch.setattr(SegmentMembersStream, "full_snapshot", True)
     messages = assert_same_as_sdk_path({"emit_activate_version_messages": True})
     versioned = [m for m in messages if m["type"] == "RECORD" and m["stream"] == MEMBERS]
     assert versioned and all(isinstance(m.get("version"), int) for m in versioned)
     assert fast_writes.count(MEMBERS) == 4
+    assert_same_bytes_as_sdk_path({"emit_activate_version_messages": True})
 
 
 @pytest.mark.parametrize("version", [None, 1700000000])
@@ -392,3 +414,100 @@ def test_write_record_bytes_equal_the_sdk_writers(version, monkeypatch):
         RecordMessage(stream="s", record=dict(record), version=version, time_extracted=moment)
     )
     assert raw.getvalue() == bytes(expected)
+
+
+# -- records in chunks ----------------------------------------------------------------------
+
+
+def many_rows(count: int) -> bytes:
+    lines = [b"userId,email,note,active"]
+    for i in range(count):
+        note = b'"two\nlines, \xe2\x98\x83"' if i % 7 == 0 else b'say ""hi""' if i % 5 else b""
+        lines.append(b"u%d,u%d@x.io,%s,%d" % (i, i, note, i % 2))
+    return b"\r\n".join(lines) + b"\r\n"
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of a few rows, so that a file makes many and STATEs and limits cut them."""
+    from tap_segments.exports import readers
+
+    monkeypatch.setattr(readers, "FIRST_CHUNK_ROWS", 3)
+    monkeypatch.setattr(readers, "CHUNK_ROWS", 11)
+
+
+def assert_same_bytes_as_sdk_path(config: dict | None = None, tap_class: type = TapSegments):
+    class SdkPath(tap_class):  # type: ignore[misc,valid-type]
+        message_writer_class = MsgSpecWriter
+
+    fast = run_bytes(tap_class, config)
+    assert clock_blanked(fast) == clock_blanked(run_bytes(SdkPath, config))
+    return [json.loads(line) for line in fast.splitlines()]
+
+
+def test_chunks_write_the_same_bytes_as_the_sdk_path(vendor, files, fast_writes, small_chunks):
+    files["seg-a"] = many_rows(250)
+    messages = assert_same_bytes_as_sdk_path()
+    members = records(messages)
+    assert [m["row_number"] for m in members if m["segmentId"] == "seg-a"] == list(range(1, 251))
+    assert fast_writes.count(MEMBERS) == 251
+
+
+def test_chunks_keep_the_periodic_state_where_the_sdk_puts_it(
+    vendor, files, fast_writes, small_chunks, monkeypatch
+):
+    """A STATE after every STATE_MSG_FREQUENCY-th record, chunks cut there."""
+    monkeypatch.setattr(SegmentMembersStream, "STATE_MSG_FREQUENCY", 7)
+    files["seg-a"] = many_rows(100)
+    messages = assert_same_bytes_as_sdk_path()
+    kinds = [m["type"] for m in messages if m["type"] in ("RECORD", "STATE")]
+    first_records = kinds[kinds.index("RECORD") :][:8]
+    assert first_records == ["RECORD"] * 7 + ["STATE"]
+    assert fast_writes.count(MEMBERS) == 101
+
+
+def test_chunks_stop_at_the_record_limit_as_the_sdk_does(vendor, files, small_chunks):
+    files["seg-a"] = many_rows(100)
+
+    class LimitedMembers(SegmentMembersStream):
+        ABORT_AT_RECORD_COUNT = 23
+
+    class LimitedTap(TapSegments):
+        def discover_streams(self) -> list:
+            streams = super().discover_streams()
+            return [
+                LimitedMembers(tap=self, api=s.api) if s.name == MEMBERS else s for s in streams
+            ]
+
+    members = records(assert_same_bytes_as_sdk_path(tap_class=LimitedTap))
+    assert [m["row_number"] for m in members if m["segmentId"] == "seg-a"] == list(range(1, 24))
+
+
+def test_a_bad_row_ends_the_run_after_the_same_records_as_the_sdk_path(vendor, files, small_chunks):
+    files["seg-a"] = many_rows(40) + b"only-one-value\r\n" + many_rows(5)
+
+    def output(tap_class: type[TapSegments]) -> bytes:
+        raw = io.BytesIO()
+        stdout = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)
+        with redirect_stdout(stdout), pytest.raises(Exception, match=r"1 values for the 4"):
+            tap_class(config=CONFIG).sync_all()
+        return raw.getvalue()
+
+    fast = output(TapSegments)
+    assert clock_blanked(fast) == clock_blanked(output(SdkPathTap))
+    emitted = records([json.loads(line) for line in fast.splitlines()])
+    assert len([m for m in emitted if m["segmentId"] == "seg-a"]) == 40
+
+
+def test_a_column_named_like_a_tap_field_is_kept_in_chunks(vendor, files, fast_writes):
+    files["seg-a"] = b"userId,row_number,segmentId\nu1,7,x\nu2,8,y\n"
+    members = records(assert_same_bytes_as_sdk_path())
+    assert members[0] == {
+        "userId": "u1",
+        "_row_number": "7",
+        "_segmentId": "x",
+        "segmentId": "seg-a",
+        "exportId": "exp-seg-a",
+        "row_number": 1,
+    }
+    assert fast_writes.count(MEMBERS) == 3
