@@ -493,8 +493,15 @@ def test_a_bad_row_ends_the_run_after_the_same_records_as_the_sdk_path(vendor, f
             tap_class(config=CONFIG).sync_all()
         return raw.getvalue()
 
+    def through_last_record(output: bytes) -> bytes:
+        # What follows depends on timing: whether the other export's trigger went out
+        # before the run stopped (then a STATE records it).
+        return output[: output.rindex(b'{"type":"RECORD"')]
+
     fast = output(TapSegments)
-    assert clock_blanked(fast) == clock_blanked(output(SdkPathTap))
+    assert through_last_record(clock_blanked(fast)) == through_last_record(
+        clock_blanked(output(SdkPathTap))
+    )
     emitted = records([json.loads(line) for line in fast.splitlines()])
     assert len([m for m in emitted if m["segmentId"] == "seg-a"]) == 40
 
