@@ -26,6 +26,15 @@ a BATCH message per file. Three things go wrong with that for this tap:
   ``batch_config.encoding.format``) and one BATCH message per alias, then a STATE;
 - before any STATE message, every writer open in the tap writes what it holds first, so a
   STATE always comes after the BATCH messages of every record it accounts for.
+
+Rows of CSV files take a faster way when the SDK's per-record work would leave them as
+they are (``FastRecordsMixin.accepts_layout``: the only stream map is the default one, no
+property deselected, conformance a no-op) and the encoding is ``jsonl`` or ``parquet``:
+they come from the record loop as ``RecordChunk`` items and go straight into files
+written a chunk at a time (``tap_segments.batchfiles.BatchFiles``), never held in memory;
+a file is complete, and gets its BATCH message, every ``batch_size`` records and before
+every STATE, as above. Records that take the SDK's way are written first when a chunk
+follows them, so files keep the records' order.
 """
 
 from __future__ import annotations
@@ -34,7 +43,11 @@ import typing as t
 import weakref
 
 from singer_sdk.batch import Batcher
+from singer_sdk.singerlib.json import serialize_json
 
+from tap_segments import batchfiles
+from tap_segments.batchfiles import BatchFiles
+from tap_segments.exports.chunks import RecordChunk
 from tap_segments.sdk_adapter import AdaptedStream, BatchConfig, SDKBatchMessage
 
 if t.TYPE_CHECKING:
@@ -46,21 +59,40 @@ if t.TYPE_CHECKING:
 _OPEN_WRITERS: weakref.WeakKeyDictionary[t.Any, list[BatchWriter]] = weakref.WeakKeyDictionary()
 
 
-class BatchWriter:
-    """Records of one stream waiting for their file, per stream alias."""
+class RecordList(RecordChunk):
+    """Records the SDK's way made (stream maps applied, types conformed), for ``BatchFiles``:
+    JSON lines as the SDK's batcher encodes them, columns as pyarrow infers them."""
 
-    def __init__(
-        self, stream: AdaptedStream, config: BatchConfig, counter: metrics.Counter
-    ) -> None:
+    def __init__(self, records: list[dict]) -> None:
+        self.items = records
+        self.count = len(records)
+
+    def body(self) -> bytes:
+        return "".join([serialize_json(record) + "\n" for record in self.items]).encode()
+
+    def records(self) -> t.Iterator[dict]:
+        return iter(self.items)
+
+    def split(self, count: int) -> tuple[RecordList, RecordList]:
+        return RecordList(self.items[:count]), RecordList(self.items[count:])
+
+
+class BatchWriter:
+    """Records of one stream waiting for their file, per stream alias; chunks of records
+    being written into their file."""
+
+    def __init__(self, stream: BatchesMixin, config: BatchConfig, counter: metrics.Counter) -> None:
         self.stream = stream
         self.config = config
         self.counter = counter
         self.pending: dict[str, list[dict]] = {}
         self.held = 0
+        self.files: dict[str, BatchFiles] = {}
 
     def add(self, record: dict) -> bool:
         """Keep ``record`` as each stream map makes it; True when that filled a batch and
         it was written."""
+        self.close_files()  # records after chunks: the chunks' file ends here
         for message in self.stream.record_messages(record):
             self.pending.setdefault(message.stream, []).append(message.record)
         self.held += 1
@@ -69,18 +101,61 @@ class BatchWriter:
         self.write()
         return True
 
+    def add_chunk(self, chunk: RecordChunk, alias: str) -> None:
+        """Write a chunk's records into the alias's open file (the stream's only alias);
+        each file it fills gets its BATCH message, then a STATE if the state changed."""
+        self.write_records()  # records before the chunk go first
+        rest: RecordChunk | None = chunk
+        while rest is not None and len(rest):
+            files = self.files.get(alias)  # a STATE closes them: look again each time
+            if files is None:
+                files = self.files[alias] = BatchFiles(self.stream.tap_name, alias, self.config)
+            room = files.room()
+            part, rest = rest.split(room) if room < len(rest) else (rest, None)
+            url = files.add(part)
+            if url is not None:
+                self.message(alias, [url])
+                self.stream.write_state_if_changed()
+
     def write(self) -> None:
         """Write what is held: one file and one BATCH message per stream alias."""
+        self.write_records()
+        self.close_files()
+
+    def write_records(self) -> None:
         pending, self.pending, self.held = self.pending, {}, 0
         for alias, records in pending.items():
-            batcher = Batcher(self.stream.tap_name, alias, self.config)
-            manifest = [url for urls in batcher.get_batches(iter(records)) for url in urls]
-            encoding = self.config.encoding
-            message = SDKBatchMessage(stream=alias, encoding=encoding, manifest=manifest)
-            self.stream.tap.write_message(message)
-            self.counter.increment()
-        if pending:
-            self.stream.state_manager.is_flushed = False
+            if batchfiles.writes(self.config):
+                files = BatchFiles(self.stream.tap_name, alias, self.config, background=False)
+                manifest = list(files.add_all(RecordList(records)))
+                last = files.finish()
+                manifest += [last] if last is not None else []
+            else:
+                batcher = Batcher(self.stream.tap_name, alias, self.config)
+                manifest = [url for urls in batcher.get_batches(iter(records)) for url in urls]
+            self.message(alias, manifest)
+
+    def close_files(self) -> None:
+        for alias, files in self.files.items():
+            url = files.finish()
+            if url is not None:
+                self.message(alias, [url])
+        self.files = {}
+
+    def discard(self) -> None:
+        """On an error: drop what is held (no STATE accounts for it)."""
+        self.pending, self.held = {}, 0
+        files, self.files = self.files, {}
+        for each in files.values():
+            each.discard()
+
+    def message(self, alias: str, manifest: list[str]) -> None:
+        encoding = self.config.encoding
+        self.stream.tap.write_message(
+            SDKBatchMessage(stream=alias, encoding=encoding, manifest=manifest)
+        )
+        self.counter.increment()
+        self.stream.state_manager.is_flushed = False
 
 
 def write_open_batches(tap: t.Any) -> None:
@@ -92,18 +167,33 @@ def write_open_batches(tap: t.Any) -> None:
 class BatchesMixin(AdaptedStream):
     """A stream whose BATCH messages come from ``BatchWriter`` (see the module docstring)."""
 
+    #: The stream alias chunks of records are written to (set while a fast plan holds).
+    batch_chunk_alias: str | None = None
+
+    def batch_chunks_welcome(self, config: BatchConfig) -> str | None:
+        """The alias that chunks of this stream's records may be written to as they are,
+        or None (the SDK's per-record way)."""
+        return None
+
     def sync_batches(self, batch_config: BatchConfig, context: Context | None) -> None:
         with self.get_batch_counter() as counter:
             writer = BatchWriter(self, batch_config, counter)
             open_writers = _OPEN_WRITERS.setdefault(self.tap, [])
             open_writers.append(writer)
+            fast = batchfiles.writes(batch_config)
+            self.batch_chunk_alias = self.batch_chunks_welcome(batch_config) if fast else None
             try:
-                for record in self.records_without_messages(context):
-                    if writer.add(record):
+                for item in self.records_without_messages(context):
+                    if isinstance(item, RecordChunk):
+                        writer.add_chunk(item, t.cast(str, self.batch_chunk_alias))
+                    elif writer.add(item):
                         self.write_state_if_changed()
                 writer.write()
+            except BaseException:
+                writer.discard()  # no STATE accounts for the records it held
+                raise
             finally:
-                # On an error, records still held are dropped: no STATE accounts for them.
+                self.batch_chunk_alias = None
                 open_writers.remove(writer)
             self.write_state_if_changed()
 

@@ -163,10 +163,11 @@ class FastRecordPlan:
     trust_plain_rows: bool = False
 
     @classmethod
-    def for_stream(cls, stream: AdaptedStream) -> FastRecordPlan | None:
-        """The plan, or None when the SDK's record path could change a record."""
+    def for_stream(cls, stream: AdaptedStream, *, batch: bool = False) -> FastRecordPlan | None:
+        """The plan, or None when the SDK's record path could change a record. ``batch``:
+        for records written into BATCH files, not by the message writer."""
         writer = stream.tap.message_writer
-        if not isinstance(writer, TapMessageWriter):
+        if not batch and not isinstance(writer, TapMessageWriter):
             return None
         maps = stream.stream_maps
         if len(maps) != 1:
@@ -265,16 +266,25 @@ class FastRecordsMixin(AdaptedStream):
         return plan
 
     def chunks_welcome(self, write_messages: bool) -> bool:
-        return write_messages and self.fast_record_plan is not None
+        if write_messages:
+            return self.fast_record_plan is not None
+        return getattr(self, "batch_chunk_alias", None) is not None
+
+    def batch_chunks_welcome(self, config: t.Any) -> str | None:
+        """For BATCH files: the alias chunks go to when the SDK's per-record work would
+        change nothing (``FastRecordPlan`` without the message writer)."""
+        plan = FastRecordPlan.for_stream(self, batch=True)
+        return plan.stream_alias if plan is not None else None
 
     def accepts_layout(self, layout: RecordLayout) -> bool:
         """Whether rows of ``layout`` (plain values) may come as chunks now: the SDK's record
-        path would emit them unchanged."""
+        path would emit them unchanged (or put them unchanged into BATCH files)."""
         if not (self.takes_chunks and self._plain_partition and layout.is_unique()):
             return False
         if not _all_plain(map(type, layout.parent_values)):
             return False
-        plan = self.fast_record_plan
+        batching = getattr(self, "batch_chunk_alias", None) is not None
+        plan = FastRecordPlan.for_stream(self, batch=True) if batching else self.fast_record_plan
         if plan is None:
             return False
         if plan.schema_keys is None:

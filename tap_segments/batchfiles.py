@@ -1,0 +1,278 @@
+"""BATCH files written a chunk of records at a time, in the SDK's encodings.
+
+``BatchFiles`` writes the records of one stream (alias) into the files of BATCH messages,
+``batch_size`` records a file at most, rotating to a new file when one is full:
+
+- ``jsonl``: one JSON object a line (the records' lines as ``RecordChunk.body`` has them),
+  gzip-compressed when ``encoding.compression`` is ``gzip`` (deflate level 1: a fifth of the
+  SDK's level 9 work per record for files a third larger), plain otherwise, as the SDK's
+  targets read them (``Sink.process_batch_files``);
+- ``parquet``: the SDK's ``parquet`` encoding, one row group a chunk, with ``gzip``
+  compression inside the file when asked (snappy otherwise, pyarrow's default); needs
+  pyarrow (``pip install 'tap-segments[parquet]'``). Columns of the file are strings, the
+  parent fields as their values are typed, the row number an int64: what pyarrow infers
+  from the same records.
+
+Files go where ``batch_config.storage`` says (``root``, ``prefix``, ``params``): a local
+folder, ``s3://`` (s3fs: ``pip install 'tap-segments[s3]'``) or any fsspec URL, opened with
+fsspec as the SDK opens them. A file is named ``<prefix><tap>--<stream>-<uuid>-<n>`` with
+the SDK's suffixes, and is complete when its URL is handed back: only then may a BATCH
+message name it.
+
+Compression and writing run in a background thread (zlib, parquet and the network release
+the GIL), so they overlap with reading the next rows; at most ``QUEUED_CHUNKS`` chunks wait
+for it, so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import typing as t
+import uuid
+import zlib
+
+import fsspec
+
+from tap_segments.errors import SettingsError
+
+if t.TYPE_CHECKING:
+    from tap_segments.exports.chunks import RecordChunk
+
+#: Encodings written here (others fall back to the SDK's batcher).
+FORMATS = ("jsonl", "parquet")
+GZIP_LEVEL = 1
+QUEUED_CHUNKS = 3
+
+
+def writes(config: t.Any) -> bool:
+    """Whether ``BatchFiles`` writes this ``BatchConfig``'s encoding."""
+    return str(config.encoding.format) in FORMATS
+
+
+def check_parquet() -> None:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise SettingsError(
+            "batch_config.encoding.format is parquet, which needs pyarrow: "
+            "pip install 'tap-segments[parquet]'."
+        ) from None
+
+
+class Background:
+    """One thread that runs calls in the order given; ``QUEUED_CHUNKS`` may wait."""
+
+    def __init__(self) -> None:
+        self._calls: queue.Queue[tuple[t.Callable[..., None], tuple] | None] = queue.Queue(
+            QUEUED_CHUNKS
+        )
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="batch-files", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (call := self._calls.get()) is not None:
+            if self._error is None:
+                try:
+                    call[0](*call[1])
+                except BaseException as exc:  # handed to the caller's thread
+                    self._error = exc
+            self._calls.task_done()
+        self._calls.task_done()
+
+    def call(self, function: t.Callable[..., None], *args: t.Any) -> None:
+        self.check()
+        self._calls.put((function, args))
+
+    def wait(self) -> None:
+        """Until every call given so far has run; raises the first error one raised."""
+        self._calls.join()
+        self.check()
+
+    def check(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def stop(self) -> None:
+        self._calls.put(None)
+        self._thread.join()
+
+
+class _File:
+    """One batch file being written."""
+
+    def __init__(self, url: str, params: t.Mapping[str, t.Any]) -> None:
+        self.url = url
+        self._opened = fsspec.open(url, "wb", **params)
+        self.out = self._opened.open()
+        self.records = 0
+
+    def write(self, chunk: RecordChunk) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.out.close()
+
+    def discard(self) -> None:
+        """Close, and delete what was written (no BATCH message will name it)."""
+        try:
+            self.out.close()
+        finally:
+            fs = self._opened.fs
+            path = self._opened.path
+            if fs.exists(path):
+                fs.rm(path)
+
+
+class _JsonLinesFile(_File):
+    def __init__(self, url: str, params: t.Mapping[str, t.Any], gzip: bool) -> None:
+        super().__init__(url, params)
+        self._deflate = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if gzip else None
+
+    def write_body(self, body: bytes) -> None:
+        self.out.write(self._deflate.compress(body) if self._deflate else body)
+
+    def close(self) -> None:
+        if self._deflate is not None:
+            self.out.write(self._deflate.flush())
+        super().close()
+
+
+class _ParquetFile(_File):
+    def __init__(self, url: str, params: t.Mapping[str, t.Any], compression: str | None) -> None:
+        super().__init__(url, params)
+        self.compression = "gzip" if compression == "gzip" else "snappy"
+        self._writer: t.Any = None
+
+    def write_table(self, table: t.Any) -> None:
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.out, table.schema, compression=self.compression)
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        super().close()
+
+
+def arrow_table(chunk: RecordChunk) -> t.Any:
+    """The chunk's records as a pyarrow table (typed as pyarrow infers the records)."""
+    import pyarrow as pa
+
+    columns = getattr(chunk, "columns", None)
+    if columns is None:  # records already encoded: from their dicts, as the SDK does
+        return pa.Table.from_pylist(list(chunk.records()))
+    names, values = columns()
+    arrays = []
+    for column in values:
+        if isinstance(column, range):  # the row numbers
+            arrays.append(pa.array(column, pa.int64()))
+        elif isinstance(column, (list, tuple)):  # a column of the file: strings
+            arrays.append(pa.array(column, pa.string()))
+        else:  # a parent field: the same value in every row
+            value = next(iter(column), None)
+            arrays.append(pa.array([value] * len(chunk), pa.array([value]).type))
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+class BatchFiles:
+    """The BATCH files of one stream alias (see the module docstring)."""
+
+    def __init__(
+        self, tap_name: str, alias: str, config: t.Any, *, background: bool = True
+    ) -> None:
+        self.config = config
+        self.format = str(config.encoding.format)
+        self.compression = config.encoding.compression
+        if self.format == "parquet":
+            check_parquet()
+        self.batch_size = int(config.batch_size)
+        self.sync_id = f"{tap_name}--{alias}-{uuid.uuid4()}"
+        self.sequence = 0
+        self.current: _File | None = None
+        self.background = Background() if background else None
+
+    def _run(self, function: t.Callable[..., None], *args: t.Any) -> None:
+        if self.background is None:
+            function(*args)
+        else:
+            self.background.call(function, *args)
+
+    def _open(self) -> _File:
+        self.sequence += 1
+        storage = self.config.storage
+        name = f"{storage.prefix or ''}{self.sync_id}-{self.sequence}"
+        params = dict(storage.params or {})
+        if self.format == "parquet":
+            suffix = ".parquet.gz" if self.compression == "gzip" else ".parquet"
+            return _ParquetFile(storage.get_url(name + suffix), params, self.compression)
+        gzip = self.compression == "gzip"
+        return _JsonLinesFile(
+            storage.get_url(name + (".json.gz" if gzip else ".json")), params, gzip
+        )
+
+    def room(self) -> int:
+        """Records the open file (or the next) takes before it is full."""
+        return self.batch_size - (self.current.records if self.current is not None else 0)
+
+    def add(self, chunk: RecordChunk) -> str | None:
+        """Write ``chunk``'s records (at most ``room()`` of them); the URL of the file, when
+        this filled it (it is complete now)."""
+        if len(chunk) > self.room():
+            raise ValueError(f"{len(chunk)} records for a file with room for {self.room()}")
+        if not len(chunk):
+            return None
+        if self.current is None:
+            self.current = self._open()
+        self._write(self.current, chunk)
+        return self._close() if self.current.records >= self.batch_size else None
+
+    def add_all(self, chunk: RecordChunk) -> t.Iterator[str]:
+        """Write ``chunk``'s records, rotating files; yields the URL of each file it fills,
+        before writing on."""
+        rest: RecordChunk | None = chunk
+        while rest is not None and len(rest):
+            room = self.room()
+            part, rest = rest.split(room) if room < len(rest) else (rest, None)
+            url = self.add(part)
+            if url is not None:
+                yield url
+
+    def _write(self, file: _File, chunk: RecordChunk) -> None:
+        file.records += len(chunk)
+        if isinstance(file, _ParquetFile):
+            self._run(file.write_table, arrow_table(chunk))
+        else:
+            self._run(t.cast(_JsonLinesFile, file).write_body, chunk.body())
+
+    def _close(self) -> str:
+        file, self.current = t.cast(_File, self.current), None
+        self._run(file.close)
+        if self.background is not None:
+            self.background.wait()
+        return file.url
+
+    def finish(self) -> str | None:
+        """Close the open file, if any: its URL."""
+        try:
+            return self._close() if self.current is not None else None
+        finally:
+            if self.background is not None:
+                self.background.stop()
+                self.background = None
+
+    def discard(self) -> None:
+        """On an error: stop, and delete the file being written (no message names it)."""
+        file, self.current = self.current, None
+        if self.background is not None:
+            with contextlib.suppress(BaseException):  # the error that brought us here
+                self.background.wait()
+            self.background.stop()
+            self.background = None
+        if file is not None:
+            file.discard()
