@@ -34,7 +34,9 @@ they come from the record loop as ``RecordChunk`` items and go straight into fil
 written a chunk at a time (``tap_segments.batchfiles.BatchFiles``), never held in memory;
 a file is complete, and gets its BATCH message, every ``batch_size`` records and before
 every STATE, as above. Records that take the SDK's way are written first when a chunk
-follows them, so files keep the records' order.
+follows them, so files keep the records' order. Files a worker process wrote
+(``tap_segments.exports.workers``) come as ``WrittenBatch`` items and get their BATCH
+message in their turn, the same way.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from singer_sdk.singerlib.json import serialize_json
 
 from tap_segments import batchfiles
 from tap_segments.batchfiles import BatchFiles
-from tap_segments.exports.chunks import RecordChunk
+from tap_segments.exports.chunks import RecordChunk, WrittenBatch
 from tap_segments.sdk_adapter import AdaptedStream, BatchConfig, SDKBatchMessage
 
 if t.TYPE_CHECKING:
@@ -112,10 +114,16 @@ class BatchWriter:
                 files = self.files[alias] = BatchFiles(self.stream.tap_name, alias, self.config)
             room = files.room()
             part, rest = rest.split(room) if room < len(rest) else (rest, None)
-            url = files.add(part)
-            if url is not None:
-                self.message(alias, [url])
+            done = files.add(part)
+            if done is not None:
+                self.message(alias, [done[0]])
                 self.stream.write_state_if_changed()
+
+    def add_written(self, batch: WrittenBatch, alias: str) -> None:
+        """A file a worker process wrote: its BATCH message, after what is held here."""
+        self.write()
+        self.message(alias, [batch.url])
+        self.stream.write_state_if_changed()
 
     def write(self) -> None:
         """Write what is held: one file and one BATCH message per stream alias."""
@@ -127,9 +135,9 @@ class BatchWriter:
         for alias, records in pending.items():
             if batchfiles.writes(self.config):
                 files = BatchFiles(self.stream.tap_name, alias, self.config, background=False)
-                manifest = list(files.add_all(RecordList(records)))
+                done = list(files.add_all(RecordList(records)))
                 last = files.finish()
-                manifest += [last] if last is not None else []
+                manifest = [url for url, _ in [*done, *([last] if last else [])]]
             else:
                 batcher = Batcher(self.stream.tap_name, alias, self.config)
                 manifest = [url for urls in batcher.get_batches(iter(records)) for url in urls]
@@ -137,9 +145,9 @@ class BatchWriter:
 
     def close_files(self) -> None:
         for alias, files in self.files.items():
-            url = files.finish()
-            if url is not None:
-                self.message(alias, [url])
+            done = files.finish()
+            if done is not None:
+                self.message(alias, [done[0]])
         self.files = {}
 
     def discard(self) -> None:
@@ -184,7 +192,9 @@ class BatchesMixin(AdaptedStream):
             self.batch_chunk_alias = self.batch_chunks_welcome(batch_config) if fast else None
             try:
                 for item in self.records_without_messages(context):
-                    if isinstance(item, RecordChunk):
+                    if isinstance(item, WrittenBatch):
+                        writer.add_written(item, t.cast(str, self.batch_chunk_alias))
+                    elif isinstance(item, RecordChunk):
                         writer.add_chunk(item, t.cast(str, self.batch_chunk_alias))
                     elif writer.add(item):
                         self.write_state_if_changed()

@@ -175,7 +175,7 @@ class AdaptedStream(Stream):
             with contextlib.suppress(ValueError):  # finalised from another context
                 current_stream.reset(token)
 
-    def _skips_nothing_per_record(self, partition: Context | None) -> bool:
+    def skips_nothing_per_record(self, partition: Context | None) -> bool:
         """True when, besides writing, the SDK's loop would do nothing to a record: the
         SDK's ``post_process``, nothing to process (no partition context to add, no child
         stream), no per-record bookmark."""
@@ -205,7 +205,7 @@ class AdaptedStream(Stream):
                 child_context = None if current is None else copy.copy(current)
                 self.takes_chunks = (
                     selected
-                    and self._skips_nothing_per_record(partition)
+                    and self.skips_nothing_per_record(partition)
                     and self.chunks_welcome(write_messages)
                 )
                 try:

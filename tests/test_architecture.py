@@ -26,6 +26,7 @@ LAYERS: list[tuple[int, str]] = [
     (2, r"tap_segments\.http"),
     (3, r"tap_segments\.exports(\.(readers|download|state|chunks))?"),
     (3, r"tap_segments\.batchfiles"),
+    (4, r"tap_segments\.exports\.workers"),
     (4, r"tap_segments\.exports\.engine"),
     (5, r"tap_segments\.sdk_adapter"),
     (6, r"tap_segments\.(output|batches)"),

@@ -185,7 +185,7 @@ def added_chunks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     original = BatchFiles.add
 
-    def spy(self: BatchFiles, chunk: t.Any) -> str | None:
+    def spy(self: BatchFiles, chunk: t.Any) -> tuple[str, int] | None:
         if isinstance(chunk, RowsChunk):
             sizes.append(len(chunk))
         return original(self, chunk)

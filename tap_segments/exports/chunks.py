@@ -182,3 +182,13 @@ def line_end(data: bytes, count: int, lines: int) -> int:
     for _ in range(before - count + 1):
         position = data.rindex(b"\n", 0, position)
     return position + 1
+
+
+class WrittenBatch(RecordChunk):
+    """Records already written into a BATCH file (by a worker process): its URL."""
+
+    __slots__ = ("count", "url")
+
+    def __init__(self, url: str, count: int) -> None:
+        self.url = url
+        self.count = count

@@ -262,6 +262,11 @@ class ExportRunner:
         finally:
             self.close()
 
+    def finished_waiting(self) -> list[ExportEvent]:
+        """Finished exports reported and not yet handed to the caller (a snapshot)."""
+        with self._events.mutex:
+            return [event for event in self._events.queue if event.kind == "finished"]
+
     def close(self) -> None:
         self._stop.set()
         if self._pool is not None:

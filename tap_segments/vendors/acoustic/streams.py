@@ -19,6 +19,7 @@ import typing as t
 from singer_sdk import typing as th
 
 from tap_segments.errors import ExportFileGoneError
+from tap_segments.exports.download import ExportFile
 from tap_segments.exports.engine import ExportAPI, ExportRequest, PollResult
 from tap_segments.exports.state import ExportJob
 from tap_segments.exports.streams import AsyncExportStream, ExportRowsStream
@@ -203,9 +204,8 @@ class SegmentDataStream(AcousticStream, AsyncExportStream, ExportRowsStream):
             file_name = file.file_name
             if file_name in done:
                 continue
-            fields = {"jobId": request.params["job"]["jobId"], "file_name": file_name}
             try:
-                yield from self.rows_of_files([file], fields)
+                yield from self.rows_of_files([file], self.file_fields(request, file))
             except ExportFileGoneError:
                 self.logger.warning(
                     "Acoustic Exchange: job %s file %s answered 404 (already deleted?); "
@@ -216,6 +216,15 @@ class SegmentDataStream(AcousticStream, AsyncExportStream, ExportRowsStream):
                 missing.append(file_name)
                 continue
             self.exports.file_done(request.key, file_name)
+
+    def file_fields(self, request: ExportRequest, file: ExportFile) -> dict[str, t.Any]:
+        return {"jobId": request.params["job"]["jobId"], "file_name": file.file_name}
+
+    def prefetch_export(self, request: ExportRequest, job: ExportJob, result: PollResult) -> None:
+        done = self.exports.files_done(request.key)
+        for file in result.files:
+            if file.file_name not in done:
+                self.prefetch_rows([file], self.file_fields(request, file))
 
     def export_done(self, request: ExportRequest, job: ExportJob, result: PollResult) -> bool:
         """Mark the job complete when allowed and every file was read; True when marked

@@ -140,8 +140,10 @@ class ArtisanExportStream(ArtisanStream, AsyncExportStream, ExportRowsStream):
     def records_for_export(
         self, request: ExportRequest, job: ExportJob, result: PollResult
     ) -> t.Iterable[dict]:
-        fields = {**request.params, "job_id": job.job_id}
-        yield from self.rows_of_files(result.files, fields)
+        yield from self.rows_of_files(result.files, {**request.params, "job_id": job.job_id})
+
+    def prefetch_export(self, request: ExportRequest, job: ExportJob, result: PollResult) -> None:
+        self.prefetch_rows(result.files, {**request.params, "job_id": job.job_id})
 
 
 class ProfilesStream(ArtisanExportStream):

@@ -16,7 +16,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
-from tap_segments.exports.download import open_result_file
+from tap_segments.exports.download import ExportFile, open_result_file
 from tap_segments.exports.engine import ExportAPI, ExportRequest, PollResult
 from tap_segments.exports.state import ExportJob
 from tap_segments.exports.streams import AsyncExportStream, ExportRowsStream
@@ -126,13 +126,22 @@ class SegmentExportsStream(IndicativeStream, AsyncExportStream):
                 s3_endpoint_url=self.common.s3_endpoint_url,
                 first_byte_only=True,
             ).close()
+        yield self.export_record(request, job, result)
+
+    def export_record(self, request: ExportRequest, job: ExportJob, result: PollResult) -> dict:
         detail = dict(result.detail)
         segment = detail.get("segment") or request.params["segment"]
         detail.setdefault("exportId", job.job_id)
         detail["segmentId"] = (segment or {}).get("segmentId", request.key)
         if detail.get("filename"):
             detail["filename"] = str(detail["filename"]).split("?", 1)[0]  # no signatures
-        yield detail
+        return detail
+
+    def prefetch_export(self, request: ExportRequest, job: ExportJob, result: PollResult) -> None:
+        context = self.get_child_context(self.export_record(request, job, result), None)
+        for members in self.row_readers():
+            if isinstance(members, SegmentMembersStream):
+                members.prefetch_rows(*members.export_rows(context))
 
     def export_done(self, request: ExportRequest, job: ExportJob, result: PollResult) -> bool:
         self.segments_exported[request.key] = job.data.get("lastRun")
@@ -156,8 +165,8 @@ class SegmentMembersStream(IndicativeStream, ExportRowsStream):
         th.Property("row_number", th.IntegerType, required=True),
     ).to_dict()
 
-    def get_records(self, context: Context | None) -> t.Iterable[dict]:
-        assert context is not None
+    def export_rows(self, context: Context) -> tuple[list[ExportFile], dict[str, t.Any]]:
+        """The files of the export ``context`` names, and the fields its records get."""
         export_id = str(context["exportId"])
         job = ExportJob.new(str(context["segmentId"]), export_id)
         result = self.api.poll_export(job)  # known complete: answered from the client
@@ -165,10 +174,15 @@ class SegmentMembersStream(IndicativeStream, ExportRowsStream):
             raise self.api.http.malformed(
                 f"GET {EXPORT_STATUS_PATH} ({export_id})", "a downloadable file"
             )
-        parent_fields = {"segmentId": context["segmentId"], "exportId": export_id}
+        return result.files, {"segmentId": context["segmentId"], "exportId": export_id}
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        assert context is not None
+        files, parent_fields = self.export_rows(context)
+        export_id = parent_fields["exportId"]
         label = f"Indicative export {export_id} for {context['segmentId']}"
         yield from self.rows_of_files(
-            result.files,
+            files,
             parent_fields,
             export_label=label,
             export=(str(context["segmentId"]), export_id),
