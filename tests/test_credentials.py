@@ -114,7 +114,7 @@ def test_a_vendor_echoing_the_request_headers_shows_no_credential(tmp_path):
         out = run_cli(tmp_path, settings(sim, vendors=["indicative"]))
     assert out.returncode == 1
     last = out.stderr.strip().splitlines()[-1]
-    assert "400" in last and "Authorization\": \"***" in last and "Token token=***" in last, last
+    assert "400" in last and 'Authorization": "***' in last and "Token token=***" in last, last
     assert_no_credential_in(out.stdout + out.stderr, sim)
 
 
