@@ -221,7 +221,17 @@ class TapSegments(AdaptedTap):
             tap.sync_all()
         except BaseException as exc:
             tap.stop(exc)
+            if isinstance(exc, BrokenPipeError):  # said here: click would end it silently
+                _stdout_gone()
+                cls.logger.error(TARGET_GONE)
+                raise SystemExit(1) from None
             raise
+
+
+TARGET_GONE = (
+    "tap-segments: the target stopped reading (broken pipe); the run ends here. The last "
+    "STATE the target received is where a restart resumes."
+)
 
 
 def _stdout_gone() -> None:
@@ -261,10 +271,7 @@ def cli() -> None:
         sys.exit(128 + signum)
     except BrokenPipeError:
         _stdout_gone()
-        logger.error(
-            "tap-segments: the target stopped reading (broken pipe); the run ends here. The "
-            "last STATE the target received is where a restart resumes."
-        )
+        logger.error(TARGET_GONE)
         sys.exit(1)
     except Exception as exc:
         logger.error(

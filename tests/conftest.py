@@ -91,6 +91,7 @@ def session_findings() -> dict[str, t.Any]:
         if not any(e.method == m and p.match(e.path) for m, p in ALLOWED_WRITES)
     ]
     return {
+        "tracebacks": sum("Traceback (most recent call last)" in out for _, out in CLI_RUNS),
         "cli_runs": len(CLI_RUNS),
         "simulator_requests": len(requests),
         "writes": len(writes),
@@ -104,7 +105,12 @@ def session_findings() -> dict[str, t.Any]:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     findings = session_findings()
     session.config._tap_segments_findings = findings  # type: ignore[attr-defined]
-    if findings["secrets_seen"] or findings["forbidden_writes"] or findings["storage_leaks"]:
+    if (
+        findings["secrets_seen"]
+        or findings["forbidden_writes"]
+        or findings["storage_leaks"]
+        or findings["tracebacks"]
+    ):
         session.exitstatus = 1
 
 
@@ -126,6 +132,10 @@ def pytest_terminal_summary(terminalreporter: t.Any) -> None:
         f"result-file storage: {findings['storage_requests']} requests received, credential "
         f"headers or values seen there: {len(leaks)}"
         + (f" (first: {leaks[0][0]}: {leaks[0][1]['reasons']})" if leaks else "")
+    )
+    FIGURES["tracebacks_seen"] = findings["tracebacks"]
+    terminalreporter.write_line(
+        f"tracebacks in CLI output: {findings['tracebacks']} of {findings['cli_runs']} runs"
     )
     if FIGURES["faults_tried"]:
         terminalreporter.write_line(
