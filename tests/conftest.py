@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import typing as t
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                     reason="file-row columns are announced at run time, not at discovery"
                 )
             )
+
+
+# -- the clock: TAP_SEGMENTS_TEST_DATE runs the whole suite on another date --------------------
+
+CLOCK_DIR = Path(__file__).resolve().parent / "clock"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With ``TAP_SEGMENTS_TEST_DATE`` (e.g. ``2027-08-14``) this process and every CLI run
+    (through ``tests/clock/sitecustomize.py``) see that date, the clock ticking from there."""
+    date = os.environ.get("TAP_SEGMENTS_TEST_DATE")
+    if date:
+        import time_machine
+
+        time_machine.travel(date, tick=True).start()
+        config._tap_segments_date = date  # type: ignore[attr-defined]
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    date = getattr(config, "_tap_segments_date", None)
+    return f"tap-segments: the clock runs from {date} (TAP_SEGMENTS_TEST_DATE)" if date else None
 
 
 # -- session-wide promises: secrets never shown, read-only by default ----------------------

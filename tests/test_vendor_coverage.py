@@ -204,14 +204,6 @@ def test_a_result_file_of_600k_rows_streams_in_flat_memory(tmp_path):
     assert size > 38 * 2**20 and peak_mb < 120, (size, peak_mb)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "tap bug: an Indicative file that answers 403 when indicative_segment_members reads it "
-        "(after the exports stream's one-byte check passed: the URL expired or the object went "
-        "meanwhile) ends the run instead of triggering the export again"
-    ),
-)
 def test_a_file_gone_between_the_check_and_the_read_is_exported_again(tmp_path):
     """I21: SPEC, "an export ... whose file answers 403/404 is triggered afresh". The
     exports stream checks the first byte (206), then the object disappears before the

@@ -65,6 +65,9 @@ class IndicativeAPI(VendorClient):
         super().__init__(settings, common, logger)
         #: Exports known complete this run, by exportId: never polled again.
         self.completed: dict[str, PollResult] = {}
+        #: Exports whose file went while the members stream read it (expired, deleted), by
+        #: exportId: the exports stream triggers them again.
+        self.files_gone: dict[str, Exception] = {}
 
     def authenticator(self) -> BasicAuthenticator:
         return BasicAuthenticator(

@@ -16,6 +16,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
+from tap_segments.errors import ExportFileGoneError
 from tap_segments.exports.download import open_result_file
 from tap_segments.exports.engine import ExportAPI, ExportRequest, PollResult
 from tap_segments.exports.state import ExportJob
@@ -132,7 +133,10 @@ class SegmentExportsStream(IndicativeStream, AsyncExportStream):
         detail["segmentId"] = (segment or {}).get("segmentId", request.key)
         if detail.get("filename"):
             detail["filename"] = str(detail["filename"]).split("?", 1)[0]  # no signatures
-        yield detail
+        yield detail  # its members are read now, by the child stream
+        gone = self.api.files_gone.pop(job.job_id, None)
+        if gone is not None:  # the file went before the members were read: export again
+            raise gone
 
     def export_done(self, request: ExportRequest, job: ExportJob, result: PollResult) -> bool:
         self.segments_exported[request.key] = job.data.get("lastRun")
@@ -167,9 +171,14 @@ class SegmentMembersStream(IndicativeStream, ExportRowsStream):
             )
         parent_fields = {"segmentId": context["segmentId"], "exportId": export_id}
         label = f"Indicative export {export_id} for {context['segmentId']}"
-        yield from self.rows_of_files(
-            result.files,
-            parent_fields,
-            export_label=label,
-            export=(str(context["segmentId"]), export_id),
-        )
+        try:
+            yield from self.rows_of_files(
+                result.files,
+                parent_fields,
+                export_label=label,
+                export=(str(context["segmentId"]), export_id),
+            )
+        except ExportFileGoneError as exc:
+            # Expired or deleted since the exports stream checked it: that stream, which
+            # drives the exports, triggers the export again (once) when this returns.
+            self.api.files_gone[export_id] = exc
