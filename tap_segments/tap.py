@@ -35,6 +35,15 @@ if t.TYPE_CHECKING:
     from tap_segments.vendors.client import VendorClient
 
 
+#: The tap cannot see its target: with batch_config set, say which targets read BATCH.
+BATCH_WARNING = (
+    "batch_config is set: records go out as BATCH messages (files under "
+    "batch_config.storage.root), which only some targets read. Measured: "
+    "meltanolabs-target-postgres loads them; target-duckdb 0.8.0 and target-jsonl 0.1.4 stop "
+    "on the first one. Remove batch_config for a target that does not take BATCH."
+)
+
+
 def settings_schema() -> dict[str, t.Any]:
     """The config schema: the shared settings, then each vendor's, declared once each."""
     properties = CommonSettings.properties()
@@ -87,6 +96,8 @@ class TapSegments(AdaptedTap):
         self._common: CommonSettings | None = None
         super().__init__(*args, **kwargs)
         redaction.install(str(self.config[n]) for n in self.secret_names() if self.config.get(n))
+        if self.config.get("batch_config"):
+            self.logger.warning(BATCH_WARNING)
 
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict) -> None:
