@@ -68,7 +68,7 @@ ensure_dev_venv() {
   ensure_venv .venv "$(cat pyproject.toml)" -e '.[test,lint]'
 }
 
-# Meltano itself, kept apart from the tap's dependencies.
+# Meltano itself, kept apart from the tap's dependencies (with boto3, for an s3:// state backend).
 ensure_meltano_venv() {
-  ensure_venv .venv-meltano "meltano==4.4.1" 'meltano==4.4.1'
+  ensure_venv .venv-meltano "meltano[s3]==4.4.1" 'meltano[s3]==4.4.1'
 }

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from simulator import SimConfig, Simulator
+from simulator.artisan import ArtisanConfig
 from simulator.indicative import IndicativeConfig
 
 SCALES = {
@@ -36,6 +37,15 @@ def parse_args() -> argparse.Namespace:
     serve.add_argument("--gzip", action="store_true", help="serve export files gzip-compressed")
     serve.add_argument("--export-seconds", type=float, help="an export is done after S seconds")
     serve.add_argument("--polls-to-complete", type=int, default=3)
+    artisan = ArtisanConfig()
+    serve.add_argument("--artisan-apps", type=int, default=artisan.apps)
+    serve.add_argument("--artisan-segments-per-app", type=int, default=artisan.segments_per_app)
+    serve.add_argument(
+        "--artisan-members",
+        type=int,
+        default=artisan.members_per_segment,
+        help="rows of each Artisan segment export",
+    )
     return parser.parse_args()
 
 
@@ -49,6 +59,11 @@ def build_config(args: argparse.Namespace) -> SimConfig:
             polls_to_complete=args.polls_to_complete,
             export_seconds=args.export_seconds,
             gzip=args.gzip,
+        ),
+        artisan=ArtisanConfig(
+            apps=args.artisan_apps,
+            segments_per_app=args.artisan_segments_per_app,
+            members_per_segment=args.artisan_members,
         ),
     )
 
