@@ -35,7 +35,11 @@ def check() -> int:
     print(f"plan {plan_path()}: {len(PLAN.partitions)} partition(s)")
     for partition in PLAN.partitions:
         limits = ", ".join(f"{k}={v}" for k, v in partition.settings.items()) or "all ids"
-        excluded = f"; excludes {', '.join(partition.excluded_streams)}" if partition.excluded_streams else ""
+        excluded = (
+            f"; excludes {', '.join(partition.excluded_streams)}"
+            if partition.excluded_streams
+            else ""
+        )
         print(
             f"  {partition.key}: {', '.join(partition.vendors)} ({limits}){excluded}; "
             f"state id {PLAN.state_id(partition.key)}"
@@ -57,13 +61,15 @@ def run(partition: str | None) -> int:
     if partition:
         definitions.PLAN.partition(partition)  # an unknown key fails here, by name
     began = time.monotonic()
-    with dg.DagsterInstance.get() as instance:
-        result = dg.execute_job(dg.reconstructable(job), instance=instance, tags=tags)
+    with (
+        dg.DagsterInstance.get() as instance,
+        dg.execute_job(dg.reconstructable(job), instance=instance, tags=tags) as result,
+    ):
         seconds = time.monotonic() - began
         partitions = {}
         for event in result.all_events:
-            if event.is_successful_output and event.step_key and event.step_key.startswith("sync"):
-                output = result.output_for_node(event.step_key.split("[")[0])
+            if event.is_successful_output and (event.step_key or "").startswith("sync"):
+                output = result.output_for_node(str(event.step_key))
                 partitions[output["partition"]] = output
         failed = [event.step_key for event in result.all_events if event.is_step_failure]
     summary = {

@@ -47,8 +47,12 @@ def prepare(context: OpExecutionContext) -> dict:
     has_vendors = "vendors" in project.tap_settings(PLAN)
     context.log.info(
         f"plugins installed in {project.root / '.meltano'}; the tap "
-        + ("limits vendors with its `vendors` setting" if has_vendors else "has no `vendors` "
-           "setting: partitions are limited to their vendors by their credentials alone")
+        + (
+            "limits vendors with its `vendors` setting"
+            if has_vendors
+            else "has no `vendors` "
+            "setting: partitions are limited to their vendors by their credentials alone"
+        )
     )
     return {"tap_has_vendors_setting": has_vendors}
 

@@ -87,7 +87,9 @@ class MeltanoProject:
 
     def tap_settings(self, plan: Plan) -> set[str]:
         """The settings the installed extractor declares (``--about``)."""
-        about = json.loads(self.check_output(plan, "invoke", plan.extractor, "--about", "--format=json"))
+        about = json.loads(
+            self.check_output(plan, "invoke", plan.extractor, "--about", "--format=json")
+        )
         return set(about.get("settings", {}).get("properties", {}))
 
     def sys_dir(self, partition: str) -> Path:
@@ -120,7 +122,8 @@ class MeltanoProject:
         log_path = sys_dir / "logs" / f"run-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
         log_path.parent.mkdir(exist_ok=True)
         command = self.command(plan, "run", f"--state-id-suffix={key}", plan.extractor, plan.loader)
-        log(f"partition {key}: {' '.join(command[1:])} (state id {plan.state_id(key)}, log {log_path})")
+        log(f"partition {key}: {' '.join(command[1:])}; state id {plan.state_id(key)}")
+        log(f"partition {key}: log {log_path}")
         began = time.monotonic()
         with log_path.open("w") as output:
             done = subprocess.run(
@@ -130,7 +133,9 @@ class MeltanoProject:
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )
-        result = PartitionRun(key, plan.state_id(key), done.returncode, time.monotonic() - began, str(log_path))
+        result = PartitionRun(
+            key, plan.state_id(key), done.returncode, time.monotonic() - began, str(log_path)
+        )
         if done.returncode != 0:
             tail = log_path.read_text(errors="replace")[-3000:]
             raise MeltanoCommandError(

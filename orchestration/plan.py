@@ -166,7 +166,9 @@ def _partition(key: str, spec: t.Mapping[str, t.Any]) -> tuple[Partition, list[s
     for vendor, setting in ID_SETTINGS.items():
         value = settings.get(setting)
         if value is not None and (not isinstance(value, list) or not value):
-            problems.append(f"partition {key}: {setting} must be a non-empty list (of {vendor} ids)")
+            problems.append(
+                f"partition {key}: {setting} must be a non-empty list (of {vendor} ids)"
+            )
     env = {str(k): str(v) for k, v in (spec.get("env") or {}).items()}
     return Partition(key, vendors, settings, env), problems
 
