@@ -82,9 +82,15 @@ def report(context: OpExecutionContext, runs: list[dict]) -> list[dict]:
     return runs
 
 
+#: One process per step, forked from a server that imported Dagster and this module once.
+FORKSERVER = {"forkserver": {"preload_modules": [__name__]}}
+
+
 @dg.job(
     description="Every partition of the plan side by side, one process each.",
-    executor_def=dg.multiprocess_executor.configured({"max_concurrent": len(PLAN.partitions)}),
+    executor_def=dg.multiprocess_executor.configured(
+        {"max_concurrent": len(PLAN.partitions), "start_method": FORKSERVER}
+    ),
     tags={"plan": str(plan_path())},
 )
 def sync_all_partitions() -> None:
@@ -95,7 +101,7 @@ def sync_all_partitions() -> None:
 @dg.job(
     description="One partition of the plan (a backfill runs each partition as its own run).",
     partitions_def=PARTITIONS,
-    executor_def=dg.multiprocess_executor,
+    executor_def=dg.multiprocess_executor.configured({"start_method": FORKSERVER}),
     tags={"plan": str(plan_path())},
 )
 def sync_partition() -> None:

@@ -8,7 +8,7 @@ partitions safe to run side by side: two partitions never export or emit the sam
 
 - A vendor read by several partitions must be split by its id setting, in every one of them,
   into disjoint lists: a partition without the setting would read all of that vendor's data.
-- Streams that no id setting limits (``ORG_WIDE_STREAMS``: they list the whole organisation)
+- Streams that no id setting limits (``ORG_WIDE_STREAMS``: the whole organisation's data)
   are emitted by one partition only, the first of that vendor in the plan; the others exclude
   them with Meltano's ``select_filter``.
 - Each partition has its own state id (``meltano run --state-id-suffix=<partition>``), so its
@@ -43,13 +43,15 @@ ID_SETTINGS: dict[str, str] = {
     "acoustic": "acoustic_job_categories",
 }
 #: Streams that the vendor's id setting does not limit: every partition of the vendor would
-#: emit all of them. (``artisan_apps``, ``kissmetrics_reports`` and the Acoustic streams follow
-#: the id setting; tests/orchestration/test_partitioned_tap.py proves both lists on the tap.)
+#: emit all of them. ``artisan_jobs`` lists the organisation's jobs; ``acoustic_segment_data``
+#: reads the files of every READY_FOR_DOWNLOAD SEGMENT_EXPORT job whatever the configured
+#: categories. (``artisan_apps``, ``kissmetrics_reports`` and ``acoustic_scheduled_jobs``
+#: follow the id setting: tests/orchestration/test_partitioned_tap.py checks both lists.)
 ORG_WIDE_STREAMS: dict[str, tuple[str, ...]] = {
     "artisan": ("artisan_jobs",),
     "indicative": (),
     "kissmetrics": (),
-    "acoustic": (),
+    "acoustic": ("acoustic_segment_data",),
 }
 #: Partition keys become state id suffixes, folder names and schema names.
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")

@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 . scripts/_postgres.sh
 
 SIM_FLAGS=${SCALE_OUT_SIM_FLAGS:-"--artisan-apps 4 --artisan-segments-per-app 3 \
-  --artisan-members 3000 --segments 8 --rows-per-segment 4000 --export-seconds 5"}
+  --artisan-members 3000 --segments 8 --rows-per-segment 4000 --export-seconds 6"}
 BUCKET=tap-segments
 started=$(date +%s)
 
@@ -72,7 +72,6 @@ echo "==> moto S3 server on $AWS_ENDPOINT_URL, bucket $BUCKET"
 
 start_postgres
 export TAP_SEGMENTS_EXPORT_POLL_INTERVAL_SECONDS=1 TAP_SEGMENTS_EXPORT_POLL_MAX_INTERVAL_SECONDS=2
-export TAP_SEGMENTS_MAX_CONCURRENT_EXPORTS=8
 export TARGET_POSTGRES_USE_COPY=true
 
 # -- two identical simulators: one for the unpartitioned run, one for the partitioned runs ---
@@ -100,7 +99,6 @@ orchestrate() {  # orchestrate SIM LOG ARGS...: python -m orchestration; the JSO
   with_sim "$sim" "${ORCHESTRATE[@]}" "$@" > "$log" 2>&1 || { tail -n 60 "$log" >&2; return 1; }
   tail -n 1 "$log"
 }
-seconds_of() { .venv/bin/python -c 'import json, sys; print(json.loads(sys.argv[1])["seconds"])' "$1"; }
 
 echo "==> 1. one unpartitioned run (Dagster, one partition with every vendor)"
 single=$(orchestrate single "$WORK/single.log" --plan "$WORK/single.json" run)
@@ -114,15 +112,17 @@ echo "==> SQL: the union of the 4 partitions against their simulator"
 with_sim partitioned "${CHECK[@]}" union "$WORK/plan.json" | tee "$WORK/union.txt"
 "${CHECK[@]}" state "$WORK/plan.json" "$BUCKET" state
 
-echo "==> 2. kill -9 of partition 'indicative' while its exports are in flight"
+echo "==> 2. kill -9 of partition 'indicative-1' while its exports are in flight"
 sim_url() { (. "$WORK/partitioned.env"; echo "$SIMULATOR_URL"); }
-touched=$(curl -s "$(sim_url)/_sim/indicative/triggers" \
-  | .venv/bin/python -c 'import json, sys; print(" ".join(sorted(json.load(sys.stdin))[:2]))')
+touched=$(.venv/bin/python -c 'import json, sys
+plan = json.load(open(sys.argv[1]))
+print(" ".join(plan["partitions"]["indicative-1"]["settings"]["indicative_segment_ids"][:2]))' \
+  "$WORK/plan.json")
 for segment in $touched; do  # the vendor refreshed two segments: they are due for export
   curl -s -X POST -d "{\"segmentId\": \"$segment\"}" "$(sim_url)/_sim/indicative/touch" > /dev/null
 done
 with_sim partitioned "${CHECK[@]}" counters "$WORK/before-kill.json"
-with_sim partitioned "${ORCHESTRATE[@]}" --plan "$WORK/plan.json" run --partition indicative \
+with_sim partitioned "${ORCHESTRATE[@]}" --plan "$WORK/plan.json" run --partition indicative-1 \
   > "$WORK/killed.log" 2>&1 &
 run_pid=$!
 triggered() {
@@ -134,17 +134,17 @@ sys.exit(0 if all(now[s] > before[s] for s in sys.argv[2:]) else 1)' "$WORK/befo
 for _ in $(seq 600); do triggered && break; sleep 0.1; done
 triggered || { echo "the touched segments were not exported"; tail -n 40 "$WORK/killed.log"; exit 1; }
 sleep 2  # the trigger's STATE reaches the target
-tap_pid=$(pgrep -f "$PARTITION_SYS_DIRS/indicative/run/tap-segments/" | head -n 1)
-echo "exports triggered for segments $touched; kill -9 $tap_pid (the tap of partition indicative)"
+tap_pid=$(pgrep -f "$PARTITION_SYS_DIRS/indicative-1/run/tap-segments/" | head -n 1)
+echo "exports triggered for segments $touched; kill -9 $tap_pid (the tap of partition indicative-1)"
 kill -9 "$tap_pid"
 if wait "$run_pid"; then echo "the killed run succeeded?"; exit 1; fi
 tail -n 1 "$WORK/killed.log"
-"${CHECK[@]}" saved-state "$WORK/plan.json" indicative "$BUCKET" state "$WORK/killed-state.json"
+"${CHECK[@]}" saved-state "$WORK/plan.json" indicative-1 "$BUCKET" state "$WORK/killed-state.json"
 with_sim partitioned "${CHECK[@]}" counters "$WORK/before-rerun.json"
-echo "==> 2. rerun of partition 'indicative' alone"
-orchestrate partitioned "$WORK/rerun-one.log" --plan "$WORK/plan.json" run --partition indicative
+echo "==> 2. rerun of partition 'indicative-1' alone"
+orchestrate partitioned "$WORK/rerun-one.log" --plan "$WORK/plan.json" run --partition indicative-1
 with_sim partitioned "${CHECK[@]}" counters "$WORK/after-rerun.json"
-with_sim partitioned "${CHECK[@]}" resumed "$WORK/plan.json" indicative "$WORK/before-rerun.json" \
+with_sim partitioned "${CHECK[@]}" resumed "$WORK/plan.json" indicative-1 "$WORK/before-rerun.json" \
   "$WORK/after-rerun.json" "$WORK/killed-state.json" "$BUCKET" state
 
 echo "==> 3. rerun of every partition with nothing new"
@@ -153,16 +153,21 @@ with_sim partitioned "${CHECK[@]}" counters "$WORK/after-rerun-all.json"
 "${CHECK[@]}" quiet "$WORK/after-rerun.json" "$WORK/after-rerun-all.json"
 
 rows=$(awk '/^all streams/ {print $3}' "$WORK/union.txt")
-single_s=$(seconds_of "$single")
-partitioned_s=$(seconds_of "$partitioned")
 echo "==> scale-out figures (rows: simulator flags $SIM_FLAGS)"
-.venv/bin/python - "$rows" "$single_s" "$partitioned_s" "$(nproc)" << 'EOF'
-import sys
-rows, single, partitioned, cores = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-print(f"partitions                            4 (artisan-1, artisan-2, indicative, kissmetrics-acoustic)")
-print(f"rows loaded                           {rows:,} (each run; union = simulator truth, no key twice)")
-print(f"unpartitioned run                     {single:6.1f} s  ({rows / single:,.0f} rows/s)")
-print(f"partitioned run                       {partitioned:6.1f} s  ({rows / partitioned:,.0f} rows/s)")
-print(f"ratio partitioned / unpartitioned     {partitioned / single:6.2f}  on {cores} cores")
+.venv/bin/python - "$rows" "$single" "$partitioned" "$(nproc)" "$WORK/plan.json" << 'EOF'
+import json, sys
+rows, cores = int(sys.argv[1]), sys.argv[4]
+single, partitioned = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+keys = list(json.load(open(sys.argv[5]))["partitions"])
+print(f"partitions                         {len(keys)} ({', '.join(keys)})")
+print(f"rows loaded                        {rows:,} by each run (= simulator truth, no key twice)")
+for name, run in (("unpartitioned run", single), ("partitioned run", partitioned)):
+    print(
+        f"{name:<34} {run['seconds']:6.1f} s wall, {run['cpu_seconds']:6.1f} s CPU"
+        f"  ({rows / run['seconds']:,.0f} rows/s)"
+    )
+for key in keys:
+    print(f"  partition {key:<23} {partitioned['partitions'][key]['seconds']:6.1f} s")
+print(f"ratio partitioned / unpartitioned  {partitioned['seconds'] / single['seconds']:6.2f} (wall time, {cores} cores)")
 EOF
 echo "==> scale-out checks passed in $(( $(date +%s) - started )) s"

@@ -16,6 +16,7 @@ prints what it compared and exits 1 when it does not hold.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import subprocess
@@ -56,20 +57,45 @@ def artisan_app_ids() -> list[str]:
     return [str(app["id"]) for app in apps]
 
 
+def indicative_segment_ids() -> list[str]:
+    env = os.environ
+    auth = base64.b64encode(
+        f"{env['TAP_SEGMENTS_INDICATIVE_API_KEY']}:{env['TAP_SEGMENTS_INDICATIVE_ACCESS_TOKEN']}".encode()
+    ).decode()
+    segments = get_json(
+        env["TAP_SEGMENTS_INDICATIVE_BASE_URL"] + "/service/v1/segments/list",
+        {"Authorization": f"Basic {auth}"},
+    )
+    return [str(segment["segmentId"]) for segment in segments]
+
+
 def write_plan(out: Path, batch_root: str, single: bool) -> None:
-    """The script's plans: four partitions (Artisan split by app, with its org-wide
-    ``artisan_jobs`` in the first; Indicative; Kissmetrics with Acoustic), or one."""
+    """The script's plans: one partition with every vendor, or four of about the same size:
+    Artisan split by app (its org-wide ``artisan_jobs`` in the first), with Kissmetrics and
+    Acoustic beside one half each, and Indicative split by segment."""
     if single:
         partitions: dict[str, t.Any] = {
             "unpartitioned": {"vendors": ["artisan", "indicative", "kissmetrics", "acoustic"]}
         }
     else:
-        apps = artisan_app_ids()
+        apps, segments = artisan_app_ids(), indicative_segment_ids()
         partitions = {
-            "artisan-1": {"vendors": ["artisan"], "settings": {"artisan_app_ids": apps[0::2]}},
-            "artisan-2": {"vendors": ["artisan"], "settings": {"artisan_app_ids": apps[1::2]}},
-            "indicative": {"vendors": ["indicative"]},
-            "kissmetrics-acoustic": {"vendors": ["kissmetrics", "acoustic"]},
+            "artisan-kissmetrics": {
+                "vendors": ["artisan", "kissmetrics"],
+                "settings": {"artisan_app_ids": apps[0::2]},
+            },
+            "artisan-acoustic": {
+                "vendors": ["artisan", "acoustic"],
+                "settings": {"artisan_app_ids": apps[1::2]},
+            },
+            "indicative-1": {
+                "vendors": ["indicative"],
+                "settings": {"indicative_segment_ids": segments[0::2]},
+            },
+            "indicative-2": {
+                "vendors": ["indicative"],
+                "settings": {"indicative_segment_ids": segments[1::2]},
+            },
         }
     plan = {
         "extractor": "tap-segments",
