@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import time
@@ -38,6 +39,8 @@ class PartitionRun:
     state_id: str
     returncode: int
     seconds: float
+    #: CPU time of meltano, the tap and the target of this partition.
+    cpu_seconds: float
     log_path: str
 
     def to_dict(self) -> dict[str, t.Any]:
@@ -124,7 +127,7 @@ class MeltanoProject:
         command = self.command(plan, "run", f"--state-id-suffix={key}", plan.extractor, plan.loader)
         log(f"partition {key}: {' '.join(command[1:])}; state id {plan.state_id(key)}")
         log(f"partition {key}: log {log_path}")
-        began = time.monotonic()
+        began, cpu_before = time.monotonic(), children_cpu_seconds()
         with log_path.open("w") as output:
             done = subprocess.run(
                 command,
@@ -134,7 +137,12 @@ class MeltanoProject:
                 stderr=subprocess.STDOUT,
             )
         result = PartitionRun(
-            key, plan.state_id(key), done.returncode, time.monotonic() - began, str(log_path)
+            partition=key,
+            state_id=plan.state_id(key),
+            returncode=done.returncode,
+            seconds=time.monotonic() - began,
+            cpu_seconds=children_cpu_seconds() - cpu_before,
+            log_path=str(log_path),
         )
         if done.returncode != 0:
             tail = log_path.read_text(errors="replace")[-3000:]
@@ -142,5 +150,11 @@ class MeltanoProject:
                 f"partition {key}: meltano run exited with {done.returncode} after "
                 f"{result.seconds:.1f} s (log {log_path}):\n{tail}"
             )
-        log(f"partition {key}: done in {result.seconds:.1f} s")
+        log(f"partition {key}: done in {result.seconds:.1f} s ({result.cpu_seconds:.1f} s CPU)")
         return result
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of the processes this one started and waited for, and of theirs."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
