@@ -123,6 +123,12 @@ def stream_keys() -> dict[str, list[str]]:
     return {entry["tap_stream_id"]: list(entry["key_properties"]) for entry in catalog["streams"]}
 
 
+def one_row(db: t.Any, sql: str, params: list | None = None) -> tuple:
+    row = db.execute(sql, params or []).fetchone()
+    assert row is not None, sql
+    return tuple(row)
+
+
 def union_counts(plan: Plan, db: t.Any, stream: str, keys: list[str]) -> tuple[int, int, int]:
     """Rows of ``stream`` over every partition's schema, distinct keys among them, and how
     many partitions loaded any."""
@@ -139,12 +145,8 @@ def union_counts(plan: Plan, db: t.Any, stream: str, keys: list[str]) -> tuple[i
         return 0, 0, 0
     columns = ", ".join(f'"{key}"' for key in keys)
     union = " union all ".join(f'select {columns} from "{s}"."{stream}"' for s in present)
-    rows, distinct = db.execute(
-        f"select count(*), count(distinct ({columns})) from ({union}) u"
-    ).fetchone()
-    loaded_by = sum(
-        1 for s in present if db.execute(f'select count(*) from "{s}"."{stream}"').fetchone()[0]
-    )
+    rows, distinct = one_row(db, f"select count(*), count(distinct ({columns})) from ({union}) u")
+    loaded_by = sum(1 for s in present if one_row(db, f'select count(*) from "{s}"."{stream}"')[0])
     return rows, distinct, loaded_by
 
 
@@ -241,14 +243,16 @@ def check_resumed(
     with psycopg.connect(os.environ["PG_DSN"]) as db:
         for segment, job in resumed.items():
             triggers = [counts["indicative_triggers"].get(segment) for counts in (before, after)]
-            rows, keys = db.execute(
+            rows, keys = one_row(
+                db,
                 f'select count(*), count(distinct row_number) from {table} where "exportId" = %s',
                 [job["job_id"]],
-            ).fetchone()
-            expected = db.execute(
+            )
+            (expected,) = one_row(
+                db,
                 f'select count(*) from {table} where "segmentId" = %s and "exportId" <> %s',
                 [segment, job["job_id"]],
-            ).fetchone()[0]
+            )
             good = triggers[0] == triggers[1] and rows == keys == expected
             ok &= good
             print(
@@ -294,10 +298,10 @@ def main() -> int:
     union = sub.add_parser("union")
     union.add_argument("plan", type=Path)
     union.add_argument("--rerun", action="store_true")
-    state = sub.add_parser("state")
-    state.add_argument("plan", type=Path)
-    state.add_argument("bucket")
-    state.add_argument("prefix")
+    in_bucket = sub.add_parser("state")
+    in_bucket.add_argument("plan", type=Path)
+    in_bucket.add_argument("bucket")
+    in_bucket.add_argument("prefix")
     snapshot = sub.add_parser("counters")
     snapshot.add_argument("out", type=Path)
     resumed = sub.add_parser("resumed")
@@ -307,12 +311,12 @@ def main() -> int:
         resumed.add_argument(name, type=Path)
     resumed.add_argument("bucket")
     resumed.add_argument("prefix")
-    saved = sub.add_parser("saved-state")
-    saved.add_argument("plan", type=Path)
-    saved.add_argument("partition")
-    saved.add_argument("bucket")
-    saved.add_argument("prefix")
-    saved.add_argument("out", type=Path)
+    at_kill = sub.add_parser("saved-state")
+    at_kill.add_argument("plan", type=Path)
+    at_kill.add_argument("partition")
+    at_kill.add_argument("bucket")
+    at_kill.add_argument("prefix")
+    at_kill.add_argument("out", type=Path)
     quiet = sub.add_parser("quiet")
     quiet.add_argument("before", type=Path)
     quiet.add_argument("after", type=Path)
@@ -333,9 +337,9 @@ def main() -> int:
         return 0
     if args.command == "saved-state":
         one = load_plan(args.plan)
-        state = state_of(args.bucket, args.prefix, one.state_id(args.partition)) or {}
-        args.out.write_text(json.dumps(state))
-        flying = in_flight(state)
+        saved = state_of(args.bucket, args.prefix, one.state_id(args.partition)) or {}
+        args.out.write_text(json.dumps(saved))
+        flying = in_flight(saved)
         print(
             f"state of {args.partition} at the kill: "
             f"{sum(len(v) for v in flying.values())} export(s) in flight"
