@@ -34,6 +34,9 @@ CHECK=(.venv/bin/python scripts/scale_out_check.py)
 
 WORK=$(mktemp -d /tmp/tap-segments-scale-out.XXXXXX)
 export DAGSTER_HOME=$WORK/dagster PARTITION_SYS_DIRS=$WORK/meltano-sys
+# Dagster's anonymous telemetry off: nothing here talks to anything but 127.0.0.1.
+mkdir -p "$DAGSTER_HOME" && printf 'telemetry:\n  enabled: false\n' > "$DAGSTER_HOME/dagster.yaml"
+export DAGSTER_DISABLE_TELEMETRY=1
 SIM_PIDS=()
 MOTO_PID=
 cleanup() {
