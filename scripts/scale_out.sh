@@ -137,7 +137,8 @@ sys.exit(0 if all(now[s] > before[s] for s in sys.argv[2:]) else 1)' "$WORK/befo
 for _ in $(seq 600); do triggered && break; sleep 0.1; done
 triggered || { echo "the touched segments were not exported"; tail -n 40 "$WORK/killed.log"; exit 1; }
 sleep 2  # the trigger's STATE reaches the target
-tap_pid=$(pgrep -f "$PARTITION_SYS_DIRS/indicative-1/run/tap-segments/" | head -n 1)
+tap_pid=$(pgrep -f "$PARTITION_SYS_DIRS/indicative-1/run/tap-segments/" | head -n 1 || true)
+[ -n "$tap_pid" ] || { echo "the tap of indicative-1 ended before the kill"; exit 1; }
 echo "exports triggered for segments $touched; kill -9 $tap_pid (the tap of partition indicative-1)"
 kill -9 "$tap_pid"
 if wait "$run_pid"; then echo "the killed run succeeded?"; exit 1; fi
