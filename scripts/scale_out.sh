@@ -21,6 +21,7 @@ cd "$(dirname "$0")/.."
 
 SIM_FLAGS=${SCALE_OUT_SIM_FLAGS:-"--artisan-apps 4 --artisan-segments-per-app 3 \
   --artisan-members 3000 --segments 8 --rows-per-segment 4000 --export-seconds 6"}
+SIM_FLAGS=$(echo "$SIM_FLAGS" | tr -s ' ')
 BUCKET=tap-segments
 started=$(date +%s)
 
