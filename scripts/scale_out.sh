@@ -20,7 +20,8 @@ cd "$(dirname "$0")/.."
 . scripts/_postgres.sh
 
 SIM_FLAGS=${SCALE_OUT_SIM_FLAGS:-"--artisan-apps 4 --artisan-segments-per-app 3 \
-  --artisan-members 3000 --segments 8 --rows-per-segment 4000 --export-seconds 6"}
+  --artisan-members 3000 --segments 8 --rows-per-segment 4000 --export-seconds 5 \
+  --kissmetrics-reports 1"}
 SIM_FLAGS=$(echo "$SIM_FLAGS" | tr -s ' ')
 BUCKET=tap-segments
 started=$(date +%s)

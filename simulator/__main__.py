@@ -16,6 +16,7 @@ from pathlib import Path
 from simulator import SimConfig, Simulator
 from simulator.artisan import ArtisanConfig
 from simulator.indicative import IndicativeConfig
+from simulator.kissmetrics import KissmetricsConfig
 
 SCALES = {
     "small": {"segments": 5, "rows": 50},
@@ -46,6 +47,7 @@ def parse_args() -> argparse.Namespace:
         default=artisan.members_per_segment,
         help="rows of each Artisan segment export",
     )
+    serve.add_argument("--kissmetrics-reports", type=int, default=KissmetricsConfig().reports)
     return parser.parse_args()
 
 
@@ -65,6 +67,7 @@ def build_config(args: argparse.Namespace) -> SimConfig:
             segments_per_app=args.artisan_segments_per_app,
             members_per_segment=args.artisan_members,
         ),
+        kissmetrics=KissmetricsConfig(reports=args.kissmetrics_reports),
     )
 
 
