@@ -146,7 +146,7 @@ def test_exports_overlap_up_to_the_limit():
 
     api = SlowAPI()
     settings = ExportSettings(poll_interval=0, max_concurrent=4)
-    runner = ExportRunner(api, settings, LOG)
+    runner = ExportRunner(api, settings, LOG, now=lambda: NOW)
     for i in range(8):
         runner.submit(ExportRequest(str(i)))
     began = time.monotonic()
