@@ -45,14 +45,10 @@ def prepare(context: OpExecutionContext) -> dict:
     project = MeltanoProject.from_env()
     project.install(PLAN)
     has_vendors = "vendors" in project.tap_settings(PLAN)
+    how = "the tap's `vendors` setting" if has_vendors else "their credentials alone"
     context.log.info(
-        f"plugins installed in {project.root / '.meltano'}; the tap "
-        + (
-            "limits vendors with its `vendors` setting"
-            if has_vendors
-            else "has no `vendors` "
-            "setting: partitions are limited to their vendors by their credentials alone"
-        )
+        f"plugins installed in {project.root / '.meltano'}; partitions are limited to their "
+        f"vendors by {how}"
     )
     return {"tap_has_vendors_setting": has_vendors}
 
