@@ -110,9 +110,7 @@ def main() -> int:
     print("==> summary" + ("" if exact and not leaks else ": MISMATCH"))
     print("\n".join(rows))
     print(exports.line())
-    print(
-        f"result-file storage: {len(storage)} request(s), credentials seen there: {len(leaks)}"
-    )
+    print(f"result-file storage: {len(storage)} request(s), credentials seen there: {len(leaks)}")
     print(f"wall time: {args.seconds:.0f} s (meltano run {args.run_seconds:.0f} s)")
     if args.note:
         print(args.note)

@@ -41,6 +41,8 @@ def started_base() -> int:
     """
     today = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     return int((today - dt.timedelta(days=2)).timestamp() * 1000)
+
+
 SEGMENT_EXPORT_STATUSES = (
     "READY_FOR_DOWNLOAD",
     "COMPLETE",

@@ -38,6 +38,8 @@ def job_base_time() -> dt.datetime:
     """
     today = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     return today - dt.timedelta(days=2)
+
+
 STATES = ("QUEUED", "RUNNING", "COMPLETED", "FAILED")
 #: How each doc spells the four states.
 STATUS_WORDS = {
