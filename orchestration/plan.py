@@ -43,15 +43,15 @@ ID_SETTINGS: dict[str, str] = {
     "acoustic": "acoustic_job_categories",
 }
 #: Streams that the vendor's id setting does not limit: every partition of the vendor would
-#: emit all of them. ``artisan_jobs`` lists the organisation's jobs; ``acoustic_segment_data``
-#: reads the files of every READY_FOR_DOWNLOAD SEGMENT_EXPORT job whatever the configured
-#: categories. (``artisan_apps``, ``kissmetrics_reports`` and ``acoustic_scheduled_jobs``
-#: follow the id setting: tests/orchestration/test_partitioned_tap.py checks both lists.)
+#: emit all of them. ``artisan_jobs`` lists the organisation's jobs. (``artisan_apps``,
+#: ``kissmetrics_reports``, ``acoustic_scheduled_jobs`` and ``acoustic_segment_data``, read
+#: only by the partition whose categories include SEGMENT_EXPORT, follow the id setting:
+#: tests/orchestration/test_partitioned_tap.py checks both lists.)
 ORG_WIDE_STREAMS: dict[str, tuple[str, ...]] = {
     "artisan": ("artisan_jobs",),
     "indicative": (),
     "kissmetrics": (),
-    "acoustic": ("acoustic_segment_data",),
+    "acoustic": (),
 }
 #: Partition keys become state id suffixes, folder names and schema names.
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
