@@ -68,11 +68,12 @@ ensure_dev_venv() {
   ensure_venv .venv "$(cat pyproject.toml)" -e '.[test,lint]'
 }
 
-# Meltano itself, kept apart from the tap's dependencies. The plugin venvs under .meltano/
-# are made from meltano's interpreter, so a new meltano venv makes them stale: drop them.
+# Meltano itself, kept apart from the tap's dependencies (with boto3, for an s3:// state backend).
+# The plugin venvs under .meltano/ are made from meltano's interpreter, so a new meltano venv
+# makes them stale: drop them.
 ensure_meltano_venv() {
   local before
   before=$(cat .venv-meltano/.stamp 2> /dev/null || true)
-  ensure_venv .venv-meltano "meltano==4.4.1" 'meltano==4.4.1'
+  ensure_venv .venv-meltano "meltano[s3]==4.4.1" 'meltano[s3]==4.4.1'
   [ "$before" = "$(cat .venv-meltano/.stamp)" ] || rm -rf .meltano/extractors .meltano/loaders
 }

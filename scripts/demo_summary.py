@@ -11,7 +11,11 @@ profile exports, Indicative exports, Kissmetrics report runs). Resumed ones are 
 "resumed from state" log lines; skipped ones are Indicative segments the vendor listed but
 the tap did not export because their ``lastRun`` had not moved (``/_sim/indicative/triggers``).
 
-Exits 1 when a table's count differs from what the simulator served.
+The result-file storage says how many downloads it served and whether any carried a
+credential (``/_sim/storage/requests``, ``/_sim/storage/leaks``).
+
+Exits 1 when a table's count differs from what the simulator served, or when a credential
+reached the storage.
 """
 
 from __future__ import annotations
@@ -101,14 +105,17 @@ def main() -> int:
         get_json(f"{args.simulator}/_sim/indicative/triggers"),
         args.log.read_text(errors="replace"),
     )
-    print("==> summary" + ("" if exact else ": MISMATCH"))
+    storage = get_json(f"{args.simulator}/_sim/storage/requests")
+    leaks = get_json(f"{args.simulator}/_sim/storage/leaks")
+    print("==> summary" + ("" if exact and not leaks else ": MISMATCH"))
     print("\n".join(rows))
     print(exports.line())
+    print(f"result-file storage: {len(storage)} request(s), credentials seen there: {len(leaks)}")
     print(f"wall time: {args.seconds:.0f} s (meltano run {args.run_seconds:.0f} s)")
     if args.note:
         print(args.note)
     print(f"meltano log: {args.log}")
-    return 0 if exact else 1
+    return 0 if exact and not leaks else 1
 
 
 if __name__ == "__main__":

@@ -143,7 +143,7 @@ def definitions() -> tuple[dict[str, t.Any], dict[str, t.Any]]:
     project = {
         "name": info["name"],
         "namespace": "tap_segments",
-        "pip_url": "-e .",
+        "pip_url": "-e .[s3]",  # s3:// result files and BATCH roots
         "executable": info["name"],
         "requires_meltano": REQUIRES_MELTANO,
         "capabilities": capabilities,

@@ -4,6 +4,7 @@
     python scripts/postgres_checks.py mark DSN SCHEMA
     python scripts/postgres_checks.py rerun DSN SCHEMA SIMULATOR_URL MARK
     python scripts/postgres_checks.py same DSN SCHEMA OTHER_SCHEMA
+    python scripts/postgres_checks.py storage SIMULATOR_URL
 
 ``reset-log`` empties the simulator's request log (before the second run).
 
@@ -20,6 +21,9 @@ shows an export triggered or a result file read for those vendors.
 OTHER_SCHEMA (two loads of identical simulators, e.g. with RECORD and with BATCH messages),
 compared on every column as text, except target metadata and what differs between two
 runs (the ids and times of exports, signed file names, links naming the simulator's port).
+
+``storage``: how many downloads the simulator's result-file storage served, and that none
+of them carried a credential (``/_sim/storage/leaks``).
 
 Each exits 1 when a check fails.
 """
@@ -149,7 +153,19 @@ def same(dsn: str, schema: str, other: str) -> bool:
     return ok
 
 
+def storage(simulator_url: str) -> bool:
+    def get(path: str) -> t.Any:
+        with urllib.request.urlopen(f"{simulator_url}/_sim/storage/{path}") as answer:
+            return json.load(answer)
+
+    served, leaks = get("requests"), get("leaks")
+    print(f"result-file storage: {len(served)} request(s), credentials seen there: {len(leaks)}")
+    return bool(served) and not leaks
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["storage"]:
+        return 0 if storage(sys.argv[2]) else 1
     if sys.argv[1:2] == ["reset-log"]:
         request = urllib.request.Request(f"{sys.argv[2]}/_sim/reset-log", method="POST")
         urllib.request.urlopen(request).close()

@@ -80,6 +80,7 @@ TAP_SEGMENTS_BATCH_CONFIG="{\"encoding\": {\"format\": \"jsonl\", \"compression\
   $MELTANO run --state-id-suffix "$STATE_ID-batch" --full-refresh tap-segments target-postgres
 echo "BATCH files written: $(find "$BATCHES" -name '*.json.gz' | wc -l)"
 "${COUNTS[@]}" segments_batch "$SIMULATOR_URL"
+"${CHECKS[@]}" storage "$SIMULATOR_URL"
 
 # A fresh simulator with the same seed serves the same data, so run 2 sees what run 1 saw.
 stop_simulator
@@ -89,6 +90,7 @@ trap cleanup EXIT
 step "run 2: RECORD messages into schema segments (full)"
 $MELTANO run --state-id-suffix "$STATE_ID" --full-refresh tap-segments target-postgres
 "${COUNTS[@]}" segments "$SIMULATOR_URL"
+"${CHECKS[@]}" storage "$SIMULATOR_URL"
 "${CHECKS[@]}" same "$DSN" segments segments_batch
 MARK=$("${CHECKS[@]}" mark "$DSN" segments)
 

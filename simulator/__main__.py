@@ -17,6 +17,8 @@ import threading
 from pathlib import Path
 
 from simulator import SimConfig, Simulator
+from simulator.artisan import ArtisanConfig
+from simulator.kissmetrics import KissmetricsConfig
 
 SCALES = {
     "small": {"segments": 5, "rows": 50},
@@ -52,6 +54,16 @@ def parse_args() -> argparse.Namespace:
         "--s3-endpoint-url",
         help="Indicative files uploaded to this S3 endpoint, filename answered as s3://bucket/key",
     )
+    artisan = ArtisanConfig()
+    serve.add_argument("--artisan-apps", type=int, default=artisan.apps)
+    serve.add_argument("--artisan-segments-per-app", type=int, default=artisan.segments_per_app)
+    serve.add_argument(
+        "--artisan-members",
+        type=int,
+        default=artisan.members_per_segment,
+        help="rows of each Artisan segment export",
+    )
+    serve.add_argument("--kissmetrics-reports", type=int, default=KissmetricsConfig().reports)
     return parser.parse_args()
 
 
@@ -63,6 +75,10 @@ def build_config(args: argparse.Namespace) -> SimConfig:
     config.indicative.polls_to_complete = args.polls_to_complete
     config.indicative.export_seconds = args.export_seconds
     config.indicative.gzip = args.gzip
+    config.artisan.apps = args.artisan_apps
+    config.artisan.segments_per_app = args.artisan_segments_per_app
+    config.artisan.members_per_segment = args.artisan_members
+    config.kissmetrics.reports = args.kissmetrics_reports
     if args.storage_redirect:
         config.storage.redirect = args.storage_redirect
     if args.s3_endpoint_url:

@@ -30,8 +30,19 @@ from simulator import data
 from simulator.server import Request, Response, VendorApp, error, json_response
 
 CATEGORIES = ("SEGMENT_EXPORT", "IDENTITY_IMPORT", "SEGMENT_POPULATE_DB")
-STARTED_BASE = int(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc).timestamp() * 1000)
 HOUR_MS = 3_600_000
+
+
+def started_base() -> int:
+    """Epoch ms two days before midnight (UTC) of today: jobs start in the last two days.
+
+    our choice: relative to the day the simulator runs, so that a start_date a few days back
+    keeps them on any date; the same all day, so two simulators of one seed agree.
+    """
+    today = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int((today - dt.timedelta(days=2)).timestamp() * 1000)
+
+
 SEGMENT_EXPORT_STATUSES = (
     "READY_FOR_DOWNLOAD",
     "COMPLETE",
@@ -142,7 +153,7 @@ class AcousticApp(VendorApp):
         if self.config.all_statuses:  # READY_FOR_DOWNLOAD first, then the others in turn
             statuses = ALL_STATUSES[-1:] + ALL_STATUSES[:-1]
         status = statuses[index % len(statuses)]
-        started = STARTED_BASE + index * 24 * HOUR_MS + r.randint(0, HOUR_MS)
+        started = started_base() + index * 2 * HOUR_MS + r.randint(0, HOUR_MS)
         files = None
         if status == "READY_FOR_DOWNLOAD":
             files = [f"job{job_id}_part{n + 1}.csv" for n in range(1 + r.randrange(3))]

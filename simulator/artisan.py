@@ -28,7 +28,18 @@ from simulator import data
 from simulator.server import Request, Response, VendorApp, error, json_response
 
 # our choice: fixed dates, so a start_date in the tests' past always includes them
-JOB_BASE_TIME = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.timezone.utc)
+
+
+def job_base_time() -> dt.datetime:
+    """Two days before midnight (UTC) of today: the historical jobs ran since then.
+
+    our choice: relative to the day the simulator runs, so that a start_date a few days back
+    keeps them on any date; the same all day, so two simulators of one seed agree.
+    """
+    today = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - dt.timedelta(days=2)
+
+
 STATES = ("QUEUED", "RUNNING", "COMPLETED", "FAILED")
 #: How each doc spells the four states.
 STATUS_WORDS = {
@@ -156,7 +167,7 @@ class ArtisanApp(VendorApp):
     # -- data ----------------------------------------------------------------------------------
 
     def _historical_job(self, index: int) -> dict[str, t.Any]:
-        created = JOB_BASE_TIME + dt.timedelta(days=index * 3)
+        created = job_base_time() + dt.timedelta(hours=index * 3)
         return {
             "_id": data.stable_uuid(self.seed, "artisan-job", index)[:24],
             "created_at": iso(created),

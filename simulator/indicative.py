@@ -45,7 +45,16 @@ from simulator.server import Request, Response, VendorApp, error, http_date, jso
 
 # indicative-segments-export.md:82 "the file will remain in Amazon for no more than 48 hours"
 RETENTION = dt.timedelta(hours=48)
-BASE_TIME = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.timezone.utc)
+
+
+def base_time() -> dt.datetime:
+    """Segments were last refreshed in the 72 hours before midnight (UTC) of today.
+
+    our choice: relative to the day the simulator runs, so that a start_date a few days back
+    selects them on any date; the same all day, so two simulators of one seed agree.
+    """
+    return dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
 
 #: Members per segment: one count for all, a count per segment index (absent: 0; keys may be
 #: strings, as JSON sends them to ``/_sim/indicative/config``), or a function of the index.
@@ -149,7 +158,9 @@ class IndicativeApp(VendorApp):
     def _segment(self, index: int) -> dict[str, t.Any]:
         r = data.rng(self.seed, "indicative-segment", index)
         never_run = index % 4 == 3
-        last_run = BASE_TIME - dt.timedelta(hours=r.randint(1, 72), milliseconds=r.randint(0, 999))
+        last_run = base_time() - dt.timedelta(
+            hours=r.randint(1, 72), milliseconds=r.randint(0, 999)
+        )
         return {
             "segmentId": data.stable_uuid(self.seed, "indicative-segment", index),
             "name": f"Segment {index}",

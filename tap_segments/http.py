@@ -68,6 +68,14 @@ SIGNATURE_PARAMS = frozenset(
 )
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 USER_AGENT = "tap-segments"
+#: Retried (``http_max_tries``): 429 and 5xx (``RetriableAPIError``) and connection errors.
+RETRIED = (
+    RetriableAPIError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    ConnectionResetError,
+)
 
 #: The stream a request is made for, for the SDK's request metric (set by the streams).
 current_stream: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -201,6 +209,14 @@ class HttpClient:
         }
         self.session = requests.Session()
         redaction.register(*map(str, authenticator.auth_headers.values()))
+        self._send_with_retries = backoff.on_exception(
+            self._waits,
+            RETRIED,
+            max_tries=settings.http_max_tries,
+            on_backoff=self._log_retry,
+            jitter=None,
+            logger=None,
+        )(self._send_once)
 
     # -- sending ----------------------------------------------------------------------
 
@@ -224,24 +240,12 @@ class HttpClient:
         forgot). ``api_call=False`` is a result-file download: it may be redirected to
         other hosts, which get no credentials.
         """
-        send = backoff.on_exception(
-            self._waits,
-            (
-                RetriableAPIError,
-                requests.exceptions.ConnectionError,
-                requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-                ConnectionResetError,
-            ),
-            max_tries=self.settings.http_max_tries,
-            on_backoff=self._log_retry,
-            jitter=None,
-            logger=None,
-        )(self._send_once)
         try:
             return t.cast(
                 requests.Response,
-                send(method, url, endpoint, params, json_body, expected, stream, api_call, headers),
+                self._send_with_retries(
+                    method, url, endpoint, params, json_body, expected, stream, api_call, headers
+                ),
             )
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
             parts = urlsplit(url)

@@ -83,6 +83,11 @@ def setting(
     return dataclasses.field(default=None, metadata={"setting": spec})
 
 
+def secret(name: str, title: str, description: str) -> t.Any:
+    """A credential: a secret string (never shown; the vendor is enabled when all are set)."""
+    return setting(name, th.StringType, title=title, description=description, secret=True)
+
+
 def strings(value: t.Iterable[t.Any]) -> tuple[str, ...]:
     """A list setting as a tuple of strings, without blanks or repeats, in order."""
     if isinstance(value, str):  # one id given where a list was expected

@@ -35,6 +35,15 @@ if t.TYPE_CHECKING:
     from tap_segments.vendors.client import VendorClient
 
 
+#: The tap cannot see its target: with batch_config set, say which targets read BATCH.
+BATCH_WARNING = (
+    "batch_config is set: records go out as BATCH messages (files under "
+    "batch_config.storage.root), which only some targets read. Measured: "
+    "meltanolabs-target-postgres loads them; target-duckdb 0.8.0 and target-jsonl 0.1.4 stop "
+    "on the first one. Remove batch_config for a target that does not take BATCH."
+)
+
+
 def settings_schema() -> dict[str, t.Any]:
     """The config schema: the shared settings, then each vendor's, declared once each."""
     properties = CommonSettings.properties()
@@ -87,6 +96,8 @@ class TapSegments(AdaptedTap):
         self._common: CommonSettings | None = None
         super().__init__(*args, **kwargs)
         redaction.install(str(self.config[n]) for n in self.secret_names() if self.config.get(n))
+        if self.config.get("batch_config"):
+            self.logger.warning(BATCH_WARNING)
 
     @classmethod
     def append_builtin_config(cls, config_jsonschema: dict) -> None:
@@ -221,7 +232,17 @@ class TapSegments(AdaptedTap):
             tap.sync_all()
         except BaseException as exc:
             tap.stop(exc)
+            if isinstance(exc, BrokenPipeError):  # said here: click would end it silently
+                _stdout_gone()
+                cls.logger.error(TARGET_GONE)
+                raise SystemExit(1) from None
             raise
+
+
+TARGET_GONE = (
+    "tap-segments: the target stopped reading (broken pipe); the run ends here. The last "
+    "STATE the target received is where a restart resumes."
+)
 
 
 def _stdout_gone() -> None:
@@ -261,10 +282,7 @@ def cli() -> None:
         sys.exit(128 + signum)
     except BrokenPipeError:
         _stdout_gone()
-        logger.error(
-            "tap-segments: the target stopped reading (broken pipe); the run ends here. The "
-            "last STATE the target received is where a restart resumes."
-        )
+        logger.error(TARGET_GONE)
         sys.exit(1)
     except Exception as exc:
         logger.error(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import typing as t
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                     reason="file-row columns are announced at run time, not at discovery"
                 )
             )
+
+
+# -- the clock: TAP_SEGMENTS_TEST_DATE runs the whole suite on another date --------------------
+
+CLOCK_DIR = Path(__file__).resolve().parent / "clock"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With ``TAP_SEGMENTS_TEST_DATE`` (e.g. ``2027-08-14``) this process and every CLI run
+    (through ``tests/clock/sitecustomize.py``) see that date, the clock ticking from there."""
+    date = os.environ.get("TAP_SEGMENTS_TEST_DATE")
+    if date:
+        import time_machine
+
+        time_machine.travel(date, tick=True).start()
+        config._tap_segments_date = date  # type: ignore[attr-defined]
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    date = getattr(config, "_tap_segments_date", None)
+    return f"tap-segments: the clock runs from {date} (TAP_SEGMENTS_TEST_DATE)" if date else None
 
 
 # -- session-wide promises: secrets never shown, read-only by default ----------------------
@@ -91,6 +113,7 @@ def session_findings() -> dict[str, t.Any]:
         if not any(e.method == m and p.match(e.path) for m, p in ALLOWED_WRITES)
     ]
     return {
+        "tracebacks": sum("Traceback (most recent call last)" in out for _, out in CLI_RUNS),
         "cli_runs": len(CLI_RUNS),
         "simulator_requests": len(requests),
         "writes": len(writes),
@@ -104,7 +127,12 @@ def session_findings() -> dict[str, t.Any]:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     findings = session_findings()
     session.config._tap_segments_findings = findings  # type: ignore[attr-defined]
-    if findings["secrets_seen"] or findings["forbidden_writes"] or findings["storage_leaks"]:
+    if (
+        findings["secrets_seen"]
+        or findings["forbidden_writes"]
+        or findings["storage_leaks"]
+        or findings["tracebacks"]
+    ):
         session.exitstatus = 1
 
 
@@ -126,6 +154,10 @@ def pytest_terminal_summary(terminalreporter: t.Any) -> None:
         f"result-file storage: {findings['storage_requests']} requests received, credential "
         f"headers or values seen there: {len(leaks)}"
         + (f" (first: {leaks[0][0]}: {leaks[0][1]['reasons']})" if leaks else "")
+    )
+    FIGURES["tracebacks_seen"] = findings["tracebacks"]
+    terminalreporter.write_line(
+        f"tracebacks in CLI output: {findings['tracebacks']} of {findings['cli_runs']} runs"
     )
     if FIGURES["faults_tried"]:
         terminalreporter.write_line(

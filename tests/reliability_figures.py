@@ -8,4 +8,6 @@ FIGURES: dict[str, int] = {
     "kill_points_survived": 0,
     "rows_lost": 0,
     "exports_retriggered": 0,
+    "silent_losses": 0,
+    "tracebacks_seen": 0,
 }

@@ -120,7 +120,10 @@ def cli_command(
     command += ["--config", str(write_json(tmp_path / "config.json", config))]
     if state is not None:
         command += ["--state", str(write_json(tmp_path / "state.json", state))]
-    return [*command, *args], {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    path = str(REPO)
+    if os.environ.get("TAP_SEGMENTS_TEST_DATE"):  # the suite's clock (tests/clock)
+        path = os.pathsep.join([str(REPO / "tests" / "clock"), path])
+    return [*command, *args], {**os.environ, "PYTHONPATH": path, **(env or {})}
 
 
 def run_cli(

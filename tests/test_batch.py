@@ -104,6 +104,10 @@ def test_batch_files_hold_exactly_the_records_of_a_normal_run(tmp_path):
     assert normal.returncode == 0, normal.stderr[-2000:]
     assert batched.returncode == 0, batched.stderr[-2000:]
     assert not batched.records  # records travel in files, not RECORD messages
+    # The tap cannot see its target: it says once which targets read BATCH messages.
+    warnings = [line for line in batched.stderr.splitlines() if "batch_config is set" in line]
+    assert len(warnings) == 1 and "target-postgres" in warnings[0]
+    assert "batch_config is set" not in normal.stderr
     files = batch_records(batched)
     assert {s: len(r) for s, r in files.items()} == truth
     assert by_key(files) == by_key(normal.records)

@@ -7,6 +7,7 @@ is imported and stops when the test session ends.
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 
 from singer_sdk.testing import SuiteConfig, get_tap_test_class
 
@@ -19,7 +20,8 @@ atexit.register(SIMULATOR.stop)
 
 CONFIG = {
     **SIMULATOR.tap_config(),
-    "start_date": "2026-11-01T00:00:00Z",
+    # A few days back, whatever today is: the simulator's data is relative to its day too.
+    "start_date": (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=3)).date().isoformat(),
     "export_poll_interval_seconds": 0.05,
     "export_poll_max_interval_seconds": 0.2,
 }

@@ -307,35 +307,26 @@ class ExportRunner:
             self._events.put(ExportEvent("failed", request, job=job, error=exc))
 
     def _start(self, request: ExportRequest, resume: ExportJob | None) -> ExportJob:
-        vendor = self.api.vendor_label
         retention = self.api.export_retention
         if resume is not None and retention is not None and resume.age(self.now()) > retention:
             self._log(
                 request,
                 resume,
                 "EXPIRED",
-                "%s export %s for %s is older than the vendor keeps exports (%s); "
-                "triggering a new one.",
-                vendor,
-                resume.job_id,
-                request.key,
-                retention,
+                f"{self._name(request, resume)} is older than the vendor keeps exports "
+                f"({retention}); triggering a new one.",
             )
             resume = None
-        if resume is not None:
-            self._log(
-                request,
-                resume,
-                "RESUMED",
-                "%s export %s for %s resumed from state (started %s).",
-                vendor,
-                resume.job_id,
-                request.key,
-                resume.started_at,
-            )
-            self._events.put(ExportEvent("started", request, job=resume, resumed=True))
-            return resume
-        return self._trigger(request)
+        if resume is None:
+            return self._trigger(request)
+        self._log(
+            request,
+            resume,
+            "RESUMED",
+            f"{self._name(request, resume)} resumed from state (started {resume.started_at}).",
+        )
+        self._events.put(ExportEvent("started", request, job=resume, resumed=True))
+        return resume
 
     def _trigger(self, request: ExportRequest) -> ExportJob:
         self._check_stopped()
@@ -352,34 +343,14 @@ class ExportRunner:
                 self._triggering_done.notify_all()
         self._check_stopped()
         if self.api.triggers_jobs:
-            self._log(
-                request,
-                job,
-                "TRIGGERED",
-                "%s export %s triggered for %s.",
-                self.api.vendor_label,
-                job.job_id,
-                request.key,
-            )
+            vendor = self.api.vendor_label
+            text = f"{vendor} export {job.job_id} triggered for {request.key}."
+            self._log(request, job, "TRIGGERED", text)
         return job
-
-    def _log(
-        self,
-        request: ExportRequest,
-        job: ExportJob | None,
-        status: str,
-        message: str,
-        *args: t.Any,
-        **fields: t.Any,
-    ) -> None:
-        """An INFO line about one export, with its fields for structured logs."""
-        job_id = job.job_id if job else None
-        extra = export_fields(self.api, self.stream, request.key, job_id, status, **fields)
-        self.logger.info(message, *args, extra=extra)
 
     def _poll_until_done(self, request: ExportRequest, job: ExportJob) -> PollResult:
         waits = poll_waits(self.settings)
-        last_progress: tuple[ExportStatus, float | None, str | None] | None = None
+        shown: tuple[t.Any, ...] | None = None  # the last status logged
         retriggered = False
         while True:
             self._check_stopped()
@@ -387,71 +358,72 @@ class ExportRunner:
             result = self.api.poll_export(job)
             self._check_stopped()
             if result.status is ExportStatus.COMPLETED:
-                seconds = job.age(self.now()).total_seconds()
-                self._log(
-                    request,
-                    job,
-                    "COMPLETED",
-                    "%s export %s for %s is complete (%d file(s)) after %.0f s.",
-                    self.api.vendor_label,
-                    job.job_id,
-                    request.key,
-                    len(result.files),
-                    seconds,
-                    seconds=round(seconds, 3),
-                    files=len(result.files),
-                )
+                self._completed(request, job, result)
                 return result
             if result.status is ExportStatus.FAILED:
                 detail = result.message if result.message and result.message != "FAILED" else ""
                 raise ExportFailedError(
-                    f"{self.api.vendor_label} export {job.job_id} for {request.key} ended "
-                    f"FAILED{': ' + detail if detail else ''}."
+                    f"{self._name(request, job)} ended FAILED{': ' + detail if detail else ''}."
                 )
             if result.status is ExportStatus.GONE:
-                if retriggered:
-                    raise ExportFailedError(
-                        f"{self.api.vendor_label} export {job.job_id} for {request.key} is "
-                        "unknown to the vendor right after it was triggered."
-                    )
-                self._log(
-                    request,
-                    job,
-                    "GONE",
-                    "%s no longer knows export %s for %s; triggering a new one.",
-                    self.api.vendor_label,
-                    job.job_id,
-                    request.key,
-                )
-                job = self._trigger(request)
-                retriggered = True
-                waits = poll_waits(self.settings)
+                job = self._trigger_again(request, job, retriggered)
+                retriggered, waits = True, poll_waits(self.settings)
                 continue
-            progress = (result.status, result.progress, result.message)
-            if progress != last_progress:
-                word = result.message or result.status.value
-                self._log(
-                    request,
-                    job,
-                    word,
-                    "%s export %s for %s: %s%s",
-                    self.api.vendor_label,
-                    job.job_id,
-                    request.key,
-                    word,
-                    "" if result.progress is None else f" ({result.progress:.0%})",
-                    progress=result.progress,
-                )
-                last_progress = progress
+            shown = self._progress(request, job, result, shown)
             self._sleep(max(next(waits), result.retry_after or 0.0))
+
+    def _completed(self, request: ExportRequest, job: ExportJob, result: PollResult) -> None:
+        seconds = job.age(self.now()).total_seconds()
+        files = len(result.files)
+        text = f"{self._name(request, job)} is complete ({files} file(s)) after {seconds:.0f} s."
+        self._log(request, job, "COMPLETED", text, seconds=round(seconds, 3), files=files)
+
+    def _trigger_again(self, request: ExportRequest, job: ExportJob, already: bool) -> ExportJob:
+        """The vendor no longer knows the job: trigger it again, once."""
+        name = self._name(request, job)
+        if already:
+            raise ExportFailedError(
+                f"{name} is unknown to the vendor right after it was triggered."
+            )
+        vendor = self.api.vendor_label
+        text = (
+            f"{vendor} no longer knows export {job.job_id} for {request.key}; triggering a new one."
+        )
+        self._log(request, job, "GONE", text)
+        return self._trigger(request)
+
+    def _progress(
+        self,
+        request: ExportRequest,
+        job: ExportJob,
+        result: PollResult,
+        shown: tuple[t.Any, ...] | None,
+    ) -> tuple[t.Any, ...]:
+        """Log the job's status when it changed since the last line; what is shown now."""
+        status = (result.status, result.progress, result.message)
+        if status != shown:
+            word = result.message or result.status.value
+            percent = "" if result.progress is None else f" ({result.progress:.0%})"
+            text = f"{self._name(request, job)}: {word}{percent}"
+            self._log(request, job, word, text, progress=result.progress)
+        return status
+
+    def _name(self, request: ExportRequest, job: ExportJob) -> str:
+        return f"{self.api.vendor_label} export {job.job_id} for {request.key}"
+
+    def _log(
+        self, request: ExportRequest, job: ExportJob, status: str, text: str, **fields: t.Any
+    ) -> None:
+        """An INFO line about one export, with its fields for structured logs."""
+        extra = export_fields(self.api, self.stream, request.key, job.job_id, status, **fields)
+        self.logger.info("%s", text, extra=extra)
 
     def _check_timeout(self, request: ExportRequest, job: ExportJob) -> None:
         age = job.age(self.now()).total_seconds()
         if age > self.settings.timeout:
             raise ExportTimeoutError(
-                f"{self.api.vendor_label} export {job.job_id} for {request.key} did not finish "
-                f"within export_timeout_seconds={self.settings.timeout:g} "
-                f"(running for {age:.0f} s)."
+                f"{self._name(request, job)} did not finish within "
+                f"export_timeout_seconds={self.settings.timeout:g} (running for {age:.0f} s)."
             )
 
     def _check_stopped(self) -> None:

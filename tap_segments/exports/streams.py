@@ -252,38 +252,37 @@ class AsyncExportStream(VendorStream):
             emitted += 1
             yield record
         self._export_in_hand = None
-        api = self.export_api
-        seconds = time.monotonic() - began
-        extra = export_fields(
-            api, self.name, request.key, job.job_id, "EMITTED", rows=emitted, seconds=seconds
-        )
-        if api.triggers_jobs:
-            self.logger.info(
-                "%s export %s for %s: %d record(s) emitted in %.1f s; %.0f s since it was "
-                "triggered.",
-                api.vendor_label,
-                job.job_id,
-                request.key,
-                emitted,
-                seconds,
-                job.age().total_seconds(),
-                extra=extra,
-            )
-        else:
-            self.logger.info(
-                "%s job %s: %d record(s) of %d file(s) emitted in %.1f s.",
-                api.vendor_label,
-                job.job_id,
-                emitted,
-                len(result.files),
-                seconds,
-                extra=extra,
-            )
+        self._log_emitted(request, job, result, emitted, time.monotonic() - began)
         if self.export_done(request, job, result):
             self.exports.forget(request.key)
         else:
             self.exports.forget_job(request.key)
         self.flush_state()
+
+    def _log_emitted(
+        self,
+        request: ExportRequest,
+        job: ExportJob,
+        result: PollResult,
+        emitted: int,
+        seconds: float,
+    ) -> None:
+        api = self.export_api
+        if api.triggers_jobs:
+            text = (
+                f"{api.vendor_label} export {job.job_id} for {request.key}: {emitted} record(s) "
+                f"emitted in {seconds:.1f} s; {job.age().total_seconds():.0f} s since it was "
+                "triggered."
+            )
+        else:
+            text = (
+                f"{api.vendor_label} job {job.job_id}: {emitted} record(s) of "
+                f"{len(result.files)} file(s) emitted in {seconds:.1f} s."
+            )
+        fields = export_fields(
+            api, self.name, request.key, job.job_id, "EMITTED", rows=emitted, seconds=seconds
+        )
+        self.logger.info("%s", text, extra=fields)
 
     def _handle_failure(self, event: ExportEvent) -> str:
         """Failed and timed-out jobs are dropped from state (the next run triggers afresh);

@@ -386,7 +386,8 @@ def test_record_counts_and_max_record_limit_still_apply(vendor, caplog):
 
 
 def test_record_versions_match_the_sdk_path(vendor, fast_writes, monkeypatch):
-    # Versions go only to streams that emit their whole table: make the members one.
+    # The members stream emits only what is new, so it never sends ACTIVATE_VERSION; here it
+    # is made a snapshot stream to check the fast path writes versions as the SDK does.
     monkeypatch.setattr(SegmentMembersStream, "full_snapshot", True)
     messages = assert_same_as_sdk_path({"emit_activate_version_messages": True})
     versioned = [m for m in messages if m["type"] == "RECORD" and m["stream"] == MEMBERS]

@@ -159,3 +159,27 @@ def test_a_retry_skips_the_rows_already_handed_over_inside_a_chunk(monkeypatch):
     chunks = list(iter_file_items(lambda: CutStream(data, next(cuts)), "f.csv"))
     ids = [r[0] for c in chunks for r in c.rows]
     assert ids == [str(i) for i in range(5000)]
+
+
+def test_a_decode_error_names_the_files_real_line_even_past_the_first_chunk():
+    head = b"id,note\n" + b"".join(b"%d,plain text\n" % i for i in range(200_000))  # > 1 MiB
+    bad = head + b'200000,"two\nlines"\n200001,caf\xe9\n'
+    lines_before_bad = bad[: bad.index(b"\xe9")].count(b"\n")
+    with pytest.raises(
+        FileFormatError, match=rf"test-file, line {lines_before_bad + 1}: not UTF-8"
+    ):
+        rows(bad)
+
+
+def test_header_names_never_collide_and_empty_ones_get_a_name():
+    assert rows(b"email,email,email_2\na,b,c\n") == [{"email": "a", "email_3": "b", "email_2": "c"}]
+    assert rows(b"id,,x\n1,2,3\n") == [{"id": "1", "column_2": "2", "x": "3"}]
+
+
+def test_an_html_or_xml_page_is_never_read_as_rows():
+    for page in (
+        b"<!DOCTYPE html><html><body>502 Bad Gateway</body></html>",
+        b"<?xml version='1.0'?><Error/>",
+    ):
+        with pytest.raises(FileFormatError, match="HTML/XML page"):
+            rows(page)

@@ -31,7 +31,7 @@ from tap_segments.errors import MalformedResponseError, SettingsError
 from tap_segments.exports.download import ExportFile
 from tap_segments.exports.engine import ExportRequest, ExportStatus, PollResult
 from tap_segments.exports.state import ExportJob
-from tap_segments.http import ApiScope, HttpClient, endpoint_of
+from tap_segments.http import endpoint_of
 from tap_segments.timeutil import epoch_millis, iso_from_millis
 from tap_segments.vendors.client import VendorClient
 
@@ -96,6 +96,7 @@ class AcousticAPI(VendorClient):
 
     vendor_label = "Acoustic Exchange"
     vendor_name = "acoustic"
+    base_url_setting = "acoustic_base_url"
     settings: AcousticSettings
 
     def __init__(
@@ -108,18 +109,15 @@ class AcousticAPI(VendorClient):
                 "destination is the endpoint it downloads for. Set acoustic_endpoint_id, or "
                 "leave acoustic_mark_complete off."
             )
-        super().__init__(settings, common, logger)
         self.base_url = settings.base_url.rstrip("/")
-        self.http = HttpClient(
-            vendor_label=self.vendor_label,
-            credential_settings=("acoustic_auth_key", "acoustic_base_url"),
-            base_url_setting="acoustic_base_url",
-            authenticator=BearerTokenAuthenticator(token=settings.auth_key),
-            scope=ApiScope(self.base_url),
-            settings=common,
-            logger=logger,
-        )
+        super().__init__(settings, common, logger)
         self.ready_exports = ReadyExports(self)
+
+    def authenticator(self) -> BearerTokenAuthenticator:
+        return BearerTokenAuthenticator(token=self.settings.auth_key)
+
+    def api_base_urls(self) -> list[str]:
+        return [self.base_url]
 
     def url(self, template: str, **values: t.Any) -> str:
         return self.base_url + template.format(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from singer_sdk import typing as th
 
-from tap_segments.settings import SettingsGroup, setting
+from tap_segments.settings import SettingsGroup, secret, setting
 
 #: The job categories the doc names ("SEGMENT_EXPORT, IDENTITY_IMPORT, or SEGMENT_POPULATE_DB").
 JOB_CATEGORIES = ("SEGMENT_EXPORT", "IDENTITY_IMPORT", "SEGMENT_POPULATE_DB")
@@ -26,12 +26,10 @@ class AcousticSettings(SettingsGroup):
         description="The Acoustic Exchange account's assigned base URL (required to enable).",
         credential=True,
     )
-    auth_key: str = setting(
+    auth_key: str = secret(
         "acoustic_auth_key",
-        th.StringType,
-        title="Acoustic Exchange authentication key",
-        description="Acoustic Exchange authentication key (Bearer).",
-        secret=True,
+        "Acoustic Exchange authentication key",
+        "Acoustic Exchange authentication key (Bearer).",
     )
     job_categories: tuple[str, ...] = setting(
         "acoustic_job_categories",

@@ -189,6 +189,14 @@ class SegmentDataStream(AcousticStream, AsyncExportStream, ExportRowsStream):
         return self.api.ready_exports
 
     def export_requests(self, context: Context | None) -> t.Iterable[ExportRequest]:
+        if SEGMENT_EXPORT not in self.api.settings.job_categories:
+            # Only SEGMENT_EXPORT jobs have files: a run (a partition) configured for the other
+            # categories reads none, so partitions by category never read a file twice.
+            self.logger.info(
+                "Acoustic Exchange: acoustic_job_categories leaves out SEGMENT_EXPORT: no "
+                "segment data files are read."
+            )
+            return
         for job in self.api.jobs(SEGMENT_EXPORT):
             # Filtered here: the list is read once, for every status.
             if str(job.get("status")).upper() == READY_FOR_DOWNLOAD:

@@ -28,7 +28,7 @@ from tap_segments.exports.engine import (
     status_words,
 )
 from tap_segments.exports.state import ExportJob
-from tap_segments.http import ApiScope, HeaderAuthenticator, HttpClient
+from tap_segments.http import HeaderAuthenticator
 from tap_segments.vendors.client import VendorClient
 
 if t.TYPE_CHECKING:
@@ -113,28 +113,27 @@ class ArtisanAPI(VendorClient):
     vendor_name = "artisan"
     settings: ArtisanSettings
 
+    base_url_setting = "artisan_base_url"
+    headers: t.ClassVar[dict[str, str]] = {"Accept": "application/json"}
+
     def __init__(
         self, settings: ArtisanSettings, common: CommonSettings, logger: logging.Logger
     ) -> None:
-        super().__init__(settings, common, logger)
         self.base_url = settings.base_url.rstrip("/")
-        self.http = HttpClient(
-            vendor_label=self.vendor_label,
-            credential_settings=("artisan_public_api_key", "artisan_secret_api_key"),
-            base_url_setting="artisan_base_url",
-            authenticator=HeaderAuthenticator(
-                {
-                    "Authorization": f'Token token="{settings.secret_api_key}"',
-                    "public-api-key": settings.public_api_key,
-                }
-            ),
-            scope=ApiScope(self.base_url),
-            settings=common,
-            logger=logger,
-            headers={"Accept": "application/json"},
-        )
+        super().__init__(settings, common, logger)
         self.segment_exports = ArtisanExports(self, SEGMENT_EXPORT_PATH)
         self.profile_exports = ArtisanExports(self, PROFILE_EXPORT_PATH)
+
+    def authenticator(self) -> HeaderAuthenticator:
+        return HeaderAuthenticator(
+            {
+                "Authorization": f'Token token="{self.settings.secret_api_key}"',
+                "public-api-key": self.settings.public_api_key,
+            }
+        )
+
+    def api_base_urls(self) -> list[str]:
+        return [self.base_url]
 
     def url(self, path: str) -> str:
         return self.base_url + path

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from singer_sdk import typing as th
 
-from tap_segments.settings import SettingsGroup, id_list, setting
+from tap_segments.settings import SettingsGroup, id_list, secret, setting
 
 
 @dataclass(frozen=True)
@@ -18,19 +18,15 @@ class ArtisanSettings(SettingsGroup):
         description="Artisan API base URL; the keys are sent only to this origin.",
         default="https://artisantools.com",
     )
-    public_api_key: str = setting(
+    public_api_key: str = secret(
         "artisan_public_api_key",
-        th.StringType,
-        title="Artisan public API key",
-        description="Artisan public API key (header `public-api-key`).",
-        secret=True,
+        "Artisan public API key",
+        "Artisan public API key (header `public-api-key`).",
     )
-    secret_api_key: str = setting(
+    secret_api_key: str = secret(
         "artisan_secret_api_key",
-        th.StringType,
-        title="Artisan secret API key",
-        description='Artisan secret API key (header `Authorization: Token token="..."`).',
-        secret=True,
+        "Artisan secret API key",
+        'Artisan secret API key (header `Authorization: Token token="..."`).',
     )
     app_ids: tuple[str, ...] = id_list(
         "artisan_app_ids",

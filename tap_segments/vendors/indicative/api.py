@@ -26,7 +26,6 @@ from tap_segments.exports.engine import (
     status_words,
 )
 from tap_segments.exports.state import ExportJob
-from tap_segments.http import ApiScope, HttpClient
 from tap_segments.vendors.client import VendorClient
 
 if t.TYPE_CHECKING:
@@ -57,24 +56,26 @@ class IndicativeAPI(VendorClient):
     triggers_jobs = True
     settings: IndicativeSettings
 
+    base_url_setting = "indicative_base_url"
+
     def __init__(
         self, settings: IndicativeSettings, common: CommonSettings, logger: logging.Logger
     ) -> None:
-        super().__init__(settings, common, logger)
         self.base_url = settings.base_url.rstrip("/")
-        self.http = HttpClient(
-            vendor_label=self.vendor_label,
-            credential_settings=("indicative_api_key", "indicative_access_token"),
-            base_url_setting="indicative_base_url",
-            authenticator=BasicAuthenticator(
-                username=settings.api_key, password=settings.access_token
-            ),
-            scope=ApiScope(self.base_url),
-            settings=common,
-            logger=logger,
-        )
+        super().__init__(settings, common, logger)
         #: Exports known complete this run, by exportId: never polled again.
         self.completed: dict[str, PollResult] = {}
+        #: Exports whose file went while the members stream read it (expired, deleted), by
+        #: exportId: the exports stream triggers them again.
+        self.files_gone: dict[str, Exception] = {}
+
+    def authenticator(self) -> BasicAuthenticator:
+        return BasicAuthenticator(
+            username=self.settings.api_key, password=self.settings.access_token
+        )
+
+    def api_base_urls(self) -> list[str]:
+        return [self.base_url]
 
     def check(self) -> str:
         self.segments()

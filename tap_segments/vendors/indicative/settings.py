@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from singer_sdk import typing as th
 
-from tap_segments.settings import SettingsGroup, id_list, setting
+from tap_segments.settings import SettingsGroup, id_list, secret, setting
 
 
 @dataclass(frozen=True)
@@ -21,19 +21,13 @@ class IndicativeSettings(SettingsGroup):
         ),
         default="https://query.indicative.com",
     )
-    api_key: str = setting(
-        "indicative_api_key",
-        th.StringType,
-        title="Indicative API key",
-        description="Indicative API key (Basic auth user).",
-        secret=True,
+    api_key: str = secret(
+        "indicative_api_key", "Indicative API key", "Indicative API key (Basic auth user)."
     )
-    access_token: str = setting(
+    access_token: str = secret(
         "indicative_access_token",
-        th.StringType,
-        title="Indicative access token",
-        description="Indicative access token (Basic auth password).",
-        secret=True,
+        "Indicative access token",
+        "Indicative access token (Basic auth password).",
     )
     segment_ids: tuple[str, ...] = id_list(
         "indicative_segment_ids",

@@ -16,6 +16,7 @@ import typing as t
 
 from singer_sdk import typing as th
 
+from tap_segments.errors import ExportFileGoneError
 from tap_segments.exports.download import ExportFile, open_result_file
 from tap_segments.exports.engine import ExportAPI, ExportRequest, PollResult
 from tap_segments.exports.state import ExportJob
@@ -126,7 +127,10 @@ class SegmentExportsStream(IndicativeStream, AsyncExportStream):
                 s3_endpoint_url=self.common.s3_endpoint_url,
                 first_byte_only=True,
             ).close()
-        yield self.export_record(request, job, result)
+        yield self.export_record(request, job, result)  # its members are read now, by the child
+        gone = self.api.files_gone.pop(job.job_id, None)
+        if gone is not None:  # the file went before the members were read: export again
+            raise gone
 
     def export_record(self, request: ExportRequest, job: ExportJob, result: PollResult) -> dict:
         detail = dict(result.detail)
@@ -181,9 +185,14 @@ class SegmentMembersStream(IndicativeStream, ExportRowsStream):
         files, parent_fields = self.export_rows(context)
         export_id = parent_fields["exportId"]
         label = f"Indicative export {export_id} for {context['segmentId']}"
-        yield from self.rows_of_files(
-            files,
-            parent_fields,
-            export_label=label,
-            export=(str(context["segmentId"]), export_id),
-        )
+        try:
+            yield from self.rows_of_files(
+                files,
+                parent_fields,
+                export_label=label,
+                export=(str(context["segmentId"]), export_id),
+            )
+        except ExportFileGoneError as exc:
+            # Expired or deleted since the exports stream checked it: that stream, which
+            # drives the exports, triggers the export again (once) when this returns.
+            self.api.files_gone[export_id] = exc

@@ -30,7 +30,7 @@ from tap_segments.errors import ExportFileGoneError, MalformedResponseError, Tap
 from tap_segments.exports.download import ExportFile
 from tap_segments.exports.engine import ExportRequest, ExportStatus, PollResult
 from tap_segments.exports.state import ExportJob
-from tap_segments.http import ApiScope, HttpClient, endpoint_of, origin_text
+from tap_segments.http import endpoint_of, origin_text
 from tap_segments.timeutil import iso
 from tap_segments.vendors.client import VendorClient
 from tap_segments.vendors.kissmetrics.windows import DATE_FORMS, Window
@@ -146,22 +146,21 @@ class KissmetricsAPI(VendorClient):
     triggers_jobs = True
     settings: KissmetricsSettings
 
+    base_url_setting = "kissmetrics_api_base_url"
+    headers: t.ClassVar[dict[str, str]] = {"Accept": "application/json"}
+
     def __init__(
         self, settings: KissmetricsSettings, common: CommonSettings, logger: logging.Logger
     ) -> None:
         super().__init__(settings, common, logger)
-        self.http = HttpClient(
-            vendor_label=self.vendor_label,
-            credential_settings=("kissmetrics_api_token",),
-            base_url_setting="kissmetrics_api_base_url",
-            authenticator=BearerTokenAuthenticator(token=settings.api_token),
-            scope=ApiScope(settings.api_base_url, settings.query_base_url),
-            settings=common,
-            logger=logger,
-            headers={"Accept": "application/json"},
-        )
         self._date_forms = list(DATE_FORMS)  # the form that worked moves first
         self._date_lock = threading.Lock()
+
+    def authenticator(self) -> BearerTokenAuthenticator:
+        return BearerTokenAuthenticator(token=self.settings.api_token)
+
+    def api_base_urls(self) -> list[str]:
+        return [self.settings.api_base_url, self.settings.query_base_url]
 
     def check(self) -> str:
         self.reports()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from singer_sdk import typing as th
 
-from tap_segments.settings import SettingsGroup, id_list, setting
+from tap_segments.settings import SettingsGroup, id_list, secret, setting
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,8 @@ class KissmetricsSettings(SettingsGroup):
         description="Kissmetrics query API base URL; a run link to any other host stops the run.",
         default="https://query.kissmetrics.com",
     )
-    api_token: str = setting(
-        "kissmetrics_api_token",
-        th.StringType,
-        title="Kissmetrics API token",
-        description="Kissmetrics personal API token (Bearer).",
-        secret=True,
+    api_token: str = secret(
+        "kissmetrics_api_token", "Kissmetrics API token", "Kissmetrics personal API token (Bearer)."
     )
     report_ids: tuple[str, ...] = id_list(
         "kissmetrics_report_ids",
