@@ -1,48 +1,62 @@
-"""Benchmark: the tap's row throughput against a plain-Python floor, its memory, and overlap.
+"""Benchmark: the tap against a plain-Python floor, in one run, as ratios.
 
 Run from the repository root:
 
-    python bench/run.py                         # throughput, 300,000 rows
-    python bench/run.py --rows 3000000          # throughput, 3,000,000 rows
-    python bench/run.py --mode concurrency      # 8 overlapping 4-second exports vs one
-    python bench/run.py --mode all              # 300k, 3M and concurrency
+    python bench/run.py                         # 300,000 rows: records, BATCH, start-up
+    python bench/run.py --rows 3000000          # one size
+    python bench/run.py --mode all              # 300k and 3M rows, parallel, start-up, overlap
+    python bench/run.py --mode parallel         # two exports at once against one
+    python bench/run.py --mode concurrency      # 8 overlapping 4-second exports against one
+    python bench/run.py --warehouse             # also meltano run into PostgreSQL against COPY
     python bench/run.py --baseline              # also the tap on the SDK's own record path
     python bench/run.py --gzip                  # the export file served gzip-compressed
 
-Throughput mode serves one Indicative segment export of ``--rows`` rows from the simulator
-(rows generated as a stream, never held in memory), then, ``--repeat`` times, interleaved:
+Throughput serves one Indicative segment export of ``--rows`` rows from the simulator, then,
+``--repeat`` times, interleaved:
 
 - the floor (``bench/floor.py``): a plain Python program that downloads that file, parses it
   with ``csv`` and writes ``json.dumps`` of each row to /dev/null;
 - the tap, end to end (``python -m tap_segments --config ...``, stdout to /dev/null): it
-  lists the segment, triggers the export, polls it, downloads the file and emits the rows.
+  lists the segment, triggers the export, polls it, downloads the file and emits the rows,
+  as RECORD messages, then as BATCH messages with jsonl.gz files, then with parquet files
+  (``batch_config.batch_size`` ``--batch-size``, files in a temporary folder).
 
-Both rates are rows / seconds of streaming the file: for the floor, from opening the URL to
+Each is measured over the whole process (interpreter start, imports, listing, triggering,
+polling, streaming) and over the streaming alone: for the floor, from opening the URL to
 the last row written; for the tap, the SDK's own ``sync_duration`` METRIC of the
-``indicative_segment_members`` stream (status request, download, parse, RECORD messages).
-The wall time of each whole process (interpreter start, imports, the export's trigger and
-poll) is printed too, with its own ratio. The tap's record count comes from its
-``record_count`` METRIC and must equal ``--rows``. Peak RSS is the tap process's own
-(``wait4``). The medians of the repeats are printed.
+``indicative_segment_members`` stream. The tap's record count comes from its
+``record_count`` METRIC and must equal ``--rows``; in BATCH mode the files are read back and
+counted too. Peak RSS is each tap process's own (``wait4``; worker processes included). The
+ratios are floor time / tap time of the medians, so above 1.0 the tap is faster.
 
-Concurrency mode runs the tap against 8 segments whose exports each take ``--export-seconds``
-of server time (``max_concurrent_exports=8``), then against 1 such segment, and prints the
-ratio of the two wall times.
+Parallel runs the tap against two segments of ``--parallel-rows`` rows each, then one, and
+prints the ratio of their rows per second over the whole process (2 = twice the rows in the
+same time). Start-up is the median wall time of ``--about`` (and of ``import singer_sdk``
+alone, for comparison). Concurrency runs 8 segments whose exports each take
+``--export-seconds`` of server time against 1 such segment.
 
-The simulator runs in this process and generates its export files at a few million rows
-per second (``simulator.data.member_csv_chunks``: commas, quotes, line breaks and empty
-cells included), so that the simulator, which shares the machine, never limits what is
-measured. The "simulator alone" line checks that: it downloads the file and discards it.
+``--warehouse`` also loads ``--warehouse-rows`` rows into PostgreSQL (``scripts/
+start_postgres.sh``, in a temporary folder) with ``meltano run tap-segments target-postgres``,
+with RECORD messages and with BATCH (jsonl.gz) messages, and with PostgreSQL's ``COPY`` of the
+same CSV file, and prints how many times longer each meltano run takes than COPY.
+
+The simulator runs in this process. Its export files are generated once before anything is
+measured (``simulator.data.member_csv_chunks``: commas, quotes, line breaks and empty cells
+included) and then served from disk, so that the simulator, which shares the machine, costs
+little while the tap runs; the "simulator alone" line checks that: it downloads the file
+and discards it.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import gzip
 import importlib.metadata as md
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -50,24 +64,47 @@ import tempfile
 import time
 import typing as t
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from simulator import VENDOR_APPS, SimConfig, Simulator  # noqa: E402
+from simulator import VENDOR_APPS, SimConfig, Simulator, data  # noqa: E402
 from simulator.indicative import IndicativeConfig  # noqa: E402
 
 MEMBERS = "indicative_segment_members"
+GOALS = {"record": 1.0, "batch": 1.0, "parallel": 1.6, "rss": 80.0}
 
 
 # -- the simulator ------------------------------------------------------------------------
 
 
+def serve_files_from(folder: Path) -> None:
+    """Generate each export file once into ``folder`` and serve it from there after."""
+    generate = data.member_csv_chunks
+    if getattr(generate, "cached", False):
+        return
+
+    def cached(seed: int, scope: str, rows: int) -> t.Iterator[bytes]:
+        path = folder / f"members-{seed}-{scope}-{rows}.csv"
+        if not path.exists():
+            partial = path.with_suffix(".part")
+            with open(partial, "wb") as out:
+                out.writelines(generate(seed, scope, rows))
+            partial.rename(path)
+        with open(path, "rb") as source:
+            while chunk := source.read(1 << 20):
+                yield chunk
+
+    cached.cached = True  # type: ignore[attr-defined]
+    data.member_csv_chunks = cached  # type: ignore[assignment]
+
+
 def start_simulator(indicative: IndicativeConfig) -> Simulator:
-    """A simulator that plays Indicative only (so the tap syncs Indicative only)."""
+    """A simulator that plays Indicative only (so the tap syncs Indicative only), its files
+    generated before it answers."""
     saved = dict(VENDOR_APPS)
     VENDOR_APPS.clear()
     VENDOR_APPS["indicative"] = saved["indicative"]
@@ -76,6 +113,10 @@ def start_simulator(indicative: IndicativeConfig) -> Simulator:
     finally:
         VENDOR_APPS.clear()
         VENDOR_APPS.update(saved)
+    app = simulator.indicative
+    for index, segment in enumerate(app.segments):
+        for _ in data.member_csv_chunks(app.seed, segment["segmentId"], app.rows_of(index)):
+            pass
     return simulator.start()
 
 
@@ -88,6 +129,7 @@ class TapRun:
     streaming: float
     records: int
     peak_rss_mb: float
+    log: str = ""
 
 
 #: The tap as the SDK would run it: its default writer, hence none of the fast path.
@@ -99,7 +141,13 @@ SDK_PATH_TAP = (
 )
 
 
-def run_tap(config: dict[str, t.Any], workdir: Path, *, sdk_path: bool = False) -> TapRun:
+def run_tap(
+    config: dict[str, t.Any],
+    workdir: Path,
+    *,
+    sdk_path: bool = False,
+    stdout: Path | None = None,
+) -> TapRun:
     """``python -m tap_segments`` with stdout to /dev/null; metrics read from its stderr."""
     config_path = workdir / "config.json"
     config_path.write_text(json.dumps(config))
@@ -107,8 +155,8 @@ def run_tap(config: dict[str, t.Any], workdir: Path, *, sdk_path: bool = False) 
     program = ["-c", SDK_PATH_TAP] if sdk_path else ["-m", "tap_segments"]
     command = [sys.executable, *program, "--config", str(config_path)]
     started = time.perf_counter()
-    with open(log_path, "wb") as log, open(os.devnull, "wb") as devnull:
-        process = subprocess.Popen(command, stdout=devnull, stderr=log, cwd=REPO)
+    with open(log_path, "wb") as log, open(stdout or os.devnull, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=log, cwd=REPO)
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
@@ -126,7 +174,7 @@ def run_tap(config: dict[str, t.Any], workdir: Path, *, sdk_path: bool = False) 
             streaming += point["value"]
         elif point["metric"] == "record_count":
             records += point["value"]
-    return TapRun(wall, streaming, int(records), usage.ru_maxrss / 1024)
+    return TapRun(wall, streaming, int(records), usage.ru_maxrss / 1024, log_text)
 
 
 def run_floor(url: str) -> tuple[float, float, int]:
@@ -178,15 +226,67 @@ def serve_alone(url: str) -> float:
     return time.perf_counter() - started
 
 
+def batch_config(folder: Path, fmt: str, batch_size: int) -> dict[str, t.Any]:
+    return {
+        "encoding": {"format": fmt, "compression": "gzip"},
+        "storage": {"root": f"file://{folder}"},
+        "batch_size": batch_size,
+    }
+
+
+def batch_rows(folder: Path, fmt: str) -> int:
+    """Rows in the members stream's batch files (then deletes the folder)."""
+    rows = 0
+    for path in folder.iterdir():
+        if MEMBERS not in path.name:
+            continue
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            rows += pq.read_metadata(path).num_rows
+        else:
+            with gzip.open(path) as lines:
+                rows += sum(1 for _ in lines)
+    shutil.rmtree(folder)
+    return rows
+
+
+# -- results ---------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    """Every ratio of the run, for the summary."""
+
+    lines: list[tuple[str, str, bool | None]] = field(default_factory=list)
+
+    def add(self, label: str, value: str, ok: bool | None = None) -> None:
+        self.lines.append((label, value, ok))
+
+    def ok(self) -> bool:
+        return all(ok is not False for _, _, ok in self.lines)
+
+    def print(self) -> None:
+        print("\nsummary (ratios: the tap's speed over the floor's, same run; goals in brackets)")
+        width = max(len(label) for label, _, _ in self.lines)
+        for label, value, ok in self.lines:
+            mark = "" if ok is None else ("  ok" if ok else "  MISSED")
+            print(f"  {label:<{width}}  {value}{mark}")
+
+
+def median(values: t.Iterable[float]) -> float:
+    return statistics.median(list(values))
+
+
 # -- modes -------------------------------------------------------------------------------
 
 
-def throughput(
-    rows: int, repeat: int, workdir: Path, *, gzip: bool = False, baseline: bool = False
-) -> bool:
+def throughput(args: argparse.Namespace, rows: int, workdir: Path, results: Results) -> None:
     simulator = start_simulator(
-        IndicativeConfig(segments=1, rows_per_segment=rows, polls_to_complete=1, gzip=gzip)
+        IndicativeConfig(segments=1, rows_per_segment=rows, polls_to_complete=1, gzip=args.gzip)
     )
+    runs: dict[str, list[TapRun]] = {"record": [], "jsonl.gz": [], "parquet": []}
+    floors: list[tuple[float, float]] = []
     sdk: TapRun | None = None
     try:
         url = export_file_url(simulator)
@@ -195,90 +295,210 @@ def throughput(
             "export_poll_interval_seconds": 0.1,
             "export_poll_max_interval_seconds": 0.5,
         }
-        alone = serve_alone(url)
-        floors, taps = [], []
-        for _ in range(repeat):
+        alone = min(serve_alone(url) for _ in range(2))
+        for _ in range(args.repeat):
             floor_wall, floor_streaming, floor_rows = run_floor(url)
             if floor_rows != rows:
                 sys.exit(f"the floor read {floor_rows} rows, expected {rows}")
             floors.append((floor_wall, floor_streaming))
-            tap = run_tap(config, workdir)
-            if tap.records != rows:
-                sys.exit(f"the tap emitted {tap.records} records, expected {rows}")
-            taps.append(tap)
-        sdk = run_tap(config, workdir, sdk_path=True) if baseline else None
+            for kind in runs:
+                folder = workdir / "batches"
+                extra = {}
+                if kind != "record":
+                    fmt = kind.split(".")[0]
+                    extra["batch_config"] = batch_config(folder, fmt, args.batch_size)
+                run = run_tap({**config, **extra}, workdir)
+                written = run.records if kind == "record" else batch_rows(folder, fmt)
+                if run.records != rows or written != rows:
+                    sys.exit(f"the tap ({kind}) emitted {written} rows, expected {rows}")
+                runs[kind].append(run)
+        sdk = run_tap(config, workdir, sdk_path=True) if args.baseline else None
     finally:
         simulator.stop()
-    if sdk is not None and sdk.records != rows:
-        sys.exit(f"the SDK-path tap emitted {sdk.records} records, expected {rows}")
 
-    floor_stream = statistics.median(s for _, s in floors)
-    floor_wall = statistics.median(w for w, _ in floors)
-    tap_stream = statistics.median(r.streaming for r in taps)
-    tap_wall = statistics.median(r.wall for r in taps)
-    peak = max(r.peak_rss_mb for r in taps)
-    ratio = floor_stream / tap_stream
-    wall_ratio = floor_wall / tap_wall
-    kind = "gzip CSV" if gzip else "CSV"
-    print(f"\nthroughput: {rows:,} rows ({kind}, 5 columns -> 8-field records), median of {repeat}")
-    print(f"  {'':38s} {'rows/s':>10s} {'streaming s':>12s} {'process s':>10s}")
-    print(f"  {'simulator alone (download, discard)':38s} {rows / alone:>10,.0f} {alone:>12.2f}")
+    floor_stream = median(s for _, s in floors)
+    floor_wall = median(w for w, _ in floors)
+    kind = "gzip CSV" if args.gzip else "CSV"
     print(
-        f"  {'floor (urllib + csv + json.dumps)':38s} {rows / floor_stream:>10,.0f}"
-        f" {floor_stream:>12.2f} {floor_wall:>10.2f}"
+        f"\nthroughput: {rows:,} rows ({kind}, 5 columns -> 8-field records), median of {args.repeat}"
     )
     print(
-        f"  {'tap (end to end, stdout /dev/null)':38s} {rows / tap_stream:>10,.0f}"
-        f" {tap_stream:>12.2f} {tap_wall:>10.2f}"
+        f"  {'':34s} {'rows/s':>10s} {'streaming s':>12s} {'process s':>10s}"
+        f" {'x floor':>8s} {'peak RSS':>9s}"
     )
+    print(f"  {'simulator alone (download, discard)':34s} {rows / alone:>10,.0f} {alone:>12.2f}")
+    print(
+        f"  {'floor (urllib + csv + json.dumps)':34s} {rows / floor_stream:>10,.0f}"
+        f" {floor_stream:>12.2f} {floor_wall:>10.2f} {1:>8.2f}"
+    )
+    labels = {
+        "record": "tap, RECORD messages",
+        "jsonl.gz": "tap, BATCH jsonl.gz",
+        "parquet": "tap, BATCH parquet",
+    }
+    summary = {}
+    for key, each in runs.items():
+        stream, wall = median(r.streaming for r in each), median(r.wall for r in each)
+        peak = max(r.peak_rss_mb for r in each)
+        summary[key] = (floor_stream / stream, floor_wall / wall, peak)
+        print(
+            f"  {labels[key]:34s} {rows / stream:>10,.0f} {stream:>12.2f} {wall:>10.2f}"
+            f" {floor_wall / wall:>8.2f} {peak:>7.1f} MB"
+        )
     if sdk is not None:
         print(
-            f"  {'tap, SDK record path (default writer)':38s} {rows / sdk.streaming:>10,.0f}"
-            f" {sdk.streaming:>12.2f} {sdk.wall:>10.2f}   (one run, for comparison)"
+            f"  {'tap, SDK record path (one run)':34s} {rows / sdk.streaming:>10,.0f}"
+            f" {sdk.streaming:>12.2f} {sdk.wall:>10.2f} {floor_wall / sdk.wall:>8.2f}"
+            f" {sdk.peak_rss_mb:>7.1f} MB"
         )
-    ok_ratio = ratio >= 0.6
-    ok_rss = peak < 120
-    print(f"  ratio tap/floor (streaming)    {ratio:6.2f}   goal >= 0.6   {_ok(ok_ratio)}")
-    print(
-        f"  ratio tap/floor (whole process){wall_ratio:6.2f}   (the tap spends"
-        f" {tap_wall - tap_stream:.2f} s starting, listing and triggering before it streams)"
+    size = f"{rows:,} rows"
+    record_stream, record_wall, record_rss = summary["record"]
+    results.add(
+        f"record path vs floor, whole process, {size}",
+        f"{record_wall:5.2f}x  [>= {GOALS['record']}]",
+        record_wall >= GOALS["record"],
     )
-    print(f"  tap peak RSS                   {peak:6.1f} MB  goal < 120 MB {_ok(ok_rss)}")
-    return ok_ratio and ok_rss
+    results.add(f"record path vs floor, streaming, {size}", f"{record_stream:5.2f}x")
+    for key in ("jsonl.gz", "parquet"):
+        _, wall_ratio, _ = summary[key]
+        results.add(
+            f"BATCH {key} vs floor, whole process, {size}",
+            f"{wall_ratio:5.2f}x  [>= {GOALS['batch']}]",
+            wall_ratio >= GOALS["batch"],
+        )
+    results.add(
+        f"peak RSS, record path, {size}",
+        f"{record_rss:5.1f} MB  [< {GOALS['rss']:.0f} MB]",
+        record_rss < GOALS["rss"],
+    )
+    results.add(
+        f"peak RSS, BATCH jsonl.gz / parquet, {size}",
+        f"{summary['jsonl.gz'][2]:5.1f} / {summary['parquet'][2]:.1f} MB",
+    )
 
 
-def concurrency(exports: int, export_seconds: float, rows: int, workdir: Path) -> bool:
+def parallel(args: argparse.Namespace, workdir: Path, results: Results) -> None:
+    """Two exports at once against one: rows per second over the whole process."""
+    rows = args.parallel_rows
+
+    def run(segments: int) -> TapRun:
+        simulator = start_simulator(
+            IndicativeConfig(segments=segments, rows_per_segment=rows, polls_to_complete=1)
+        )
+        try:
+            config = {
+                **simulator.tap_config(),
+                "export_poll_interval_seconds": 0.1,
+                "export_poll_max_interval_seconds": 0.5,
+            }
+            result = run_tap(config, workdir)
+        finally:
+            simulator.stop()
+        if result.records != segments * rows:
+            sys.exit(f"the tap emitted {result.records} records, expected {segments * rows}")
+        return result
+
+    ones, twos = [], []
+    for _ in range(args.repeat):
+        ones.append(run(1))
+        twos.append(run(2))
+    one, two = median(r.wall for r in ones), median(r.wall for r in twos)
+    used = sum("read by a worker process meanwhile" in r.log for r in twos)
+    ratio = (2 * rows / two) / (rows / one)
+    print(f"\nparallel: exports of {rows:,} rows each, whole process, median of {args.repeat}")
+    print(f"  1 export     {one:6.2f} s   {rows / one:>10,.0f} rows/s")
+    print(
+        f"  2 exports    {two:6.2f} s   {2 * rows / two:>10,.0f} rows/s   (a worker read one: {used} of {len(twos)} runs)"
+    )
+    results.add(
+        f"two exports at once vs one, rows/s, {rows:,} rows each",
+        f"{ratio:5.2f}x  [>= {GOALS['parallel']}]",
+        ratio >= GOALS["parallel"],
+    )
+
+
+def startup(workdir: Path, results: Results) -> None:
+    def wall(*command: str) -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            subprocess.run(command, capture_output=True, check=True, cwd=REPO)
+            times.append(time.perf_counter() - started)
+        return median(times)
+
+    python = wall(sys.executable, "-c", "pass")
+    sdk = wall(sys.executable, "-c", "import singer_sdk")
+    about = wall(sys.executable, "-m", "tap_segments", "--about")
+    print("\nstart-up: median of 5")
+    print(f"  python -c pass               {python:6.2f} s")
+    print(f"  python -c 'import singer_sdk' {sdk:5.2f} s")
+    print(f"  python -m tap_segments --about {about:5.2f} s")
+    results.add(
+        "start-up, tap-segments --about", f"{about:5.2f} s  (import singer_sdk: {sdk:.2f} s)"
+    )
+
+
+def concurrency(args: argparse.Namespace, workdir: Path, results: Results) -> None:
     def wall_for(segments: int) -> float:
         simulator = start_simulator(
             IndicativeConfig(
-                segments=segments, rows_per_segment=rows, export_seconds=export_seconds
+                segments=segments,
+                rows_per_segment=args.export_rows,
+                export_seconds=args.export_seconds,
             )
         )
         try:
-            config = {**simulator.tap_config(), "max_concurrent_exports": exports}
+            config = {**simulator.tap_config(), "max_concurrent_exports": args.exports}
             run = run_tap(config, workdir)
         finally:
             simulator.stop()
-        if run.records != segments * rows:
-            sys.exit(f"the tap emitted {run.records} records, expected {segments * rows}")
+        if run.records != segments * args.export_rows:
+            sys.exit(
+                f"the tap emitted {run.records} records, expected {segments * args.export_rows}"
+            )
         return run.wall
 
     one = wall_for(1)
-    many = wall_for(exports)
+    many = wall_for(args.exports)
     ratio = many / one
-    ok = ratio <= 1.5
     print(
-        f"\nconcurrency: exports of {export_seconds:g} s server time each, {rows:,} rows each,"
-        f" max_concurrent_exports={exports}, default poll settings"
+        f"\nconcurrency: exports of {args.export_seconds:g} s server time each,"
+        f" {args.export_rows:,} rows each, max_concurrent_exports={args.exports}"
     )
-    print(f"  1 export                       {one:6.2f} s wall")
-    print(f"  {exports} exports                      {many:6.2f} s wall")
-    print(f"  ratio {exports} / 1                    {ratio:6.2f}   goal <= 1.5   {_ok(ok)}")
-    return ok
+    print(f"  1 export     {one:6.2f} s wall")
+    print(f"  {args.exports} exports    {many:6.2f} s wall")
+    results.add(
+        f"{args.exports} overlapping exports vs 1, wall time",
+        f"{ratio:5.2f}x  [<= 1.5]",
+        ratio <= 1.5,
+    )
 
 
-def _ok(ok: bool) -> str:
-    return "ok" if ok else "MISSED"
+def warehouse(args: argparse.Namespace, workdir: Path, results: Results) -> None:
+    """meltano run into target-postgres (records, BATCH) against COPY of the same file."""
+    from bench import warehouse as wh
+
+    rows = args.warehouse_rows
+    simulator = start_simulator(
+        IndicativeConfig(segments=1, rows_per_segment=rows, polls_to_complete=1)
+    )
+    try:
+        url = export_file_url(simulator)
+        timings = wh.measure(simulator, url, rows, workdir)
+    finally:
+        simulator.stop()
+    print(f"\nwarehouse: {rows:,} rows into PostgreSQL ({timings.server})")
+    print(f"  PostgreSQL COPY of the CSV file              {timings.copy:7.2f} s")
+    for label, seconds in timings.runs.items():
+        print(
+            f"  meltano run tap-segments target-postgres, {label:8s} {seconds:7.2f} s"
+            f"   {seconds / timings.copy:6.1f}x COPY"
+        )
+    for label, seconds in timings.runs.items():
+        results.add(
+            f"meltano run into PostgreSQL, {label}, vs COPY",
+            f"{seconds / timings.copy:5.1f}x longer",
+        )
 
 
 def machine() -> str:
@@ -293,41 +513,55 @@ def machine() -> str:
     return (
         f"{os.cpu_count()} cores ({model or platform.processor() or platform.machine()}), "
         f"Python {platform.python_version()}, singer-sdk {md.version('singer-sdk')}, "
-        f"msgspec {md.version('msgspec')}"
+        f"msgspec {md.version('msgspec')}, pyarrow {md.version('pyarrow')}"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--mode", choices=("throughput", "concurrency", "all"), default="throughput"
+        "--mode", choices=("throughput", "parallel", "concurrency", "all"), default="throughput"
     )
     parser.add_argument("--rows", type=int, default=300_000, help="rows of the export file")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of floor and tap (median)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each (median)")
     parser.add_argument("--gzip", action="store_true", help="serve the export file gzipped")
+    parser.add_argument("--batch-size", type=int, default=100_000, help="records a BATCH file")
     parser.add_argument(
         "--baseline",
         action="store_true",
         help="also run the tap once with the SDK's default writer and record path",
     )
+    parser.add_argument("--parallel-rows", type=int, default=1_000_000)
     parser.add_argument("--exports", type=int, default=8, help="concurrency mode: exports")
     parser.add_argument("--export-seconds", type=float, default=4.0)
     parser.add_argument("--export-rows", type=int, default=2000, help="concurrency mode: rows each")
+    parser.add_argument("--warehouse", action="store_true", help="also meltano run into PostgreSQL")
+    parser.add_argument("--warehouse-rows", type=int, default=1_000_000)
     args = parser.parse_args()
     print(f"tap-segments benchmark on {machine()}")
-    ok = True
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    results = Results()
     with tempfile.TemporaryDirectory(prefix="tap-segments-bench-") as tmp:
         workdir = Path(tmp)
+        files = workdir / "files"
+        files.mkdir()
+        serve_files_from(files)
+        if args.mode in ("throughput", "all"):
+            startup(workdir, results)
         if args.mode == "throughput":
-            ok &= throughput(
-                args.rows, args.repeat, workdir, gzip=args.gzip, baseline=args.baseline
-            )
+            throughput(args, args.rows, workdir, results)
         if args.mode == "all":
             for rows in (300_000, 3_000_000):
-                ok &= throughput(rows, args.repeat, workdir, gzip=args.gzip, baseline=args.baseline)
+                throughput(args, rows, workdir, results)
+        if args.mode in ("parallel", "all"):
+            parallel(args, workdir, results)
         if args.mode in ("concurrency", "all"):
-            ok &= concurrency(args.exports, args.export_seconds, args.export_rows, workdir)
-    sys.exit(0 if ok else 1)
+            concurrency(args, workdir, results)
+        if args.warehouse:
+            warehouse(args, workdir, results)
+    results.print()
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    sys.exit(0 if results.ok() else 1)
 
 
 if __name__ == "__main__":

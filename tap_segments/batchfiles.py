@@ -34,8 +34,6 @@ import typing as t
 import uuid
 import zlib
 
-import fsspec
-
 from tap_segments.errors import SettingsError
 
 if t.TYPE_CHECKING:
@@ -106,6 +104,8 @@ class _File:
     """One batch file being written."""
 
     def __init__(self, url: str, params: t.Mapping[str, t.Any]) -> None:
+        import fsspec  # only with batch_config (see tap_segments.deferred)
+
         self.url = url
         self._opened = fsspec.open(url, "wb", **params)
         self.out = self._opened.open()

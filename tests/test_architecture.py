@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tap_segments"
 
 #: (layer, pattern of module names), lowest first.
 LAYERS: list[tuple[int, str]] = [
-    (0, r"tap_segments\.(timeutil|rows)"),
+    (0, r"tap_segments\.(timeutil|rows|deferred)"),
     (1, r"tap_segments\.(errors|redaction|settings)"),
     (2, r"tap_segments\.http"),
     (3, r"tap_segments\.exports(\.(readers|download|state|chunks))?"),

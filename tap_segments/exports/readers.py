@@ -45,7 +45,7 @@ from tap_segments.rows import CsvChunk, PlainRow, Row, collector_paused  # noqa:
 
 BUFFER_SIZE = 1 << 20
 #: Rows of a CSV chunk at most, and the characters of the file it should hold at most.
-CHUNK_ROWS = 10_000
+CHUNK_ROWS = 5_000
 CHUNK_CHARS = 4 << 20
 #: Rows of the first chunk of a file, before its row length is known.
 FIRST_CHUNK_ROWS = 100

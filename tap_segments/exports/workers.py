@@ -45,7 +45,6 @@ import threading
 import typing as t
 from dataclasses import dataclass, field
 
-import fsspec
 import requests
 
 from tap_segments.batchfiles import BatchFiles
@@ -246,6 +245,8 @@ def _delete_output(report: tuple, task: ReadTask) -> None:
         if report[0] == "chunk":
             os.unlink(report[1])
         elif report[0] == "batch":
+            import fsspec  # only with batch_config (see tap_segments.deferred)
+
             opened = fsspec.open(report[1], "wb", **dict(task.batch.storage.params or {}))
             opened.fs.rm(opened.path)
 
