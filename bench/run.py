@@ -141,6 +141,20 @@ SDK_PATH_TAP = (
 )
 
 
+#: Starts a command from a small process and writes its peak RSS (KiB) to a file. A child
+#: forked from this (large) benchmark process would count this process's memory as its own
+#: peak: Linux records the memory a process had before ``exec`` in its ``ru_maxrss``.
+LAUNCHER = (
+    "import os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execv(sys.argv[2], sys.argv[2:])\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
 def run_tap(
     config: dict[str, t.Any],
     workdir: Path,
@@ -152,17 +166,18 @@ def run_tap(
     config_path = workdir / "config.json"
     config_path.write_text(json.dumps(config))
     log_path = workdir / "tap.log"
+    rss_path = workdir / "tap.rss"
     program = ["-c", SDK_PATH_TAP] if sdk_path else ["-m", "tap_segments"]
     command = [sys.executable, *program, "--config", str(config_path)]
+    launcher = [sys.executable, "-S", "-c", LAUNCHER, str(rss_path)]
     started = time.perf_counter()
     with open(log_path, "wb") as log, open(stdout or os.devnull, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=log, cwd=REPO)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+        process = subprocess.run([*launcher, *command], stdout=out, stderr=log, cwd=REPO)
     wall = time.perf_counter() - started
     log_text = log_path.read_text(errors="replace")
     if process.returncode != 0:
         sys.exit(f"the tap failed (exit {process.returncode}):\n{log_text[-3000:]}")
+    peak_rss_mb = int(rss_path.read_text()) / 1024
     streaming = records = 0
     for line in log_text.splitlines():
         if "METRIC: " not in line:
@@ -174,14 +189,15 @@ def run_tap(
             streaming += point["value"]
         elif point["metric"] == "record_count":
             records += point["value"]
-    return TapRun(wall, streaming, int(records), usage.ru_maxrss / 1024, log_text)
+    return TapRun(wall, streaming, int(records), peak_rss_mb, log_text)
 
 
 def run_floor(url: str) -> tuple[float, float, int]:
     """The floor program; returns (wall, streaming seconds, rows)."""
     started = time.perf_counter()
+    launcher = [sys.executable, "-S", "-c", LAUNCHER, os.devnull]  # as the tap is started
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "floor.py"), url],
+        [*launcher, sys.executable, str(REPO / "bench" / "floor.py"), url],
         capture_output=True,
         text=True,
         check=True,
@@ -234,16 +250,25 @@ def batch_config(folder: Path, fmt: str, batch_size: int) -> dict[str, t.Any]:
     }
 
 
+COUNT_PARQUET_ROWS = (
+    "import sys, pyarrow.parquet as pq; print(pq.read_metadata(sys.argv[1]).num_rows)"
+)
+
+
 def batch_rows(folder: Path, fmt: str) -> int:
     """Rows in the members stream's batch files (then deletes the folder)."""
     rows = 0
     for path in folder.iterdir():
         if MEMBERS not in path.name:
             continue
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            rows += pq.read_metadata(path).num_rows
+        if fmt == "parquet":  # counted by another process: pyarrow stays out of this one
+            done = subprocess.run(
+                [sys.executable, "-c", COUNT_PARQUET_ROWS, str(path)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            rows += int(done.stdout)
         else:
             with gzip.open(path) as lines:
                 rows += sum(1 for _ in lines)
@@ -319,9 +344,8 @@ def throughput(args: argparse.Namespace, rows: int, workdir: Path, results: Resu
     floor_stream = median(s for _, s in floors)
     floor_wall = median(w for w, _ in floors)
     kind = "gzip CSV" if args.gzip else "CSV"
-    print(
-        f"\nthroughput: {rows:,} rows ({kind}, 5 columns -> 8-field records), median of {args.repeat}"
-    )
+    print(f"\nthroughput: {rows:,} rows ({kind}, 5 columns -> 8-field records),", end=" ")
+    print(f"median of {args.repeat}")
     print(
         f"  {'':34s} {'rows/s':>10s} {'streaming s':>12s} {'process s':>10s}"
         f" {'x floor':>8s} {'peak RSS':>9s}"
@@ -407,9 +431,8 @@ def parallel(args: argparse.Namespace, workdir: Path, results: Results) -> None:
     ratio = (2 * rows / two) / (rows / one)
     print(f"\nparallel: exports of {rows:,} rows each, whole process, median of {args.repeat}")
     print(f"  1 export     {one:6.2f} s   {rows / one:>10,.0f} rows/s")
-    print(
-        f"  2 exports    {two:6.2f} s   {2 * rows / two:>10,.0f} rows/s   (a worker read one: {used} of {len(twos)} runs)"
-    )
+    print(f"  2 exports    {two:6.2f} s   {2 * rows / two:>10,.0f} rows/s", end="   ")
+    print(f"(a worker read one export in {used} of {len(twos)} runs)")
     results.add(
         f"two exports at once vs one, rows/s, {rows:,} rows each",
         f"{ratio:5.2f}x  [>= {GOALS['parallel']}]",
