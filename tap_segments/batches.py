@@ -134,7 +134,7 @@ class BatchWriter:
         pending, self.pending, self.held = self.pending, {}, 0
         for alias, records in pending.items():
             if batchfiles.writes(self.config):
-                files = BatchFiles(self.stream.tap_name, alias, self.config, background=False)
+                files = BatchFiles(self.stream.tap_name, alias, self.config)
                 done = list(files.add_all(RecordList(records)))
                 last = files.finish()
                 manifest = [url for url, _ in [*done, *([last] if last else [])]]
