@@ -6,8 +6,8 @@ encoding its rows is most of the work. While the main process reads one export's
 a ``ReadPool`` of worker processes reads the files of the other finished exports:
 
 - on the record path, a worker writes its rows' records as JSON lines (exactly the lines
-  the main process would encode: same layout, same numbering) into spool files of one
-  chunk each, and the main process, when it reaches that export, hands them on as
+  the main process would encode: same layout, same numbering) into spool files of a few
+  MiB each, and the main process, when it reaches that export, hands them on as
   ``EncodedChunk`` items (framed as RECORD messages by the writer), in order;
 - in BATCH mode, a worker writes the batch files themselves (``tap_segments.batchfiles``,
   rotated every ``batch_size`` records) and the main process writes their BATCH messages,
@@ -60,6 +60,8 @@ if t.TYPE_CHECKING:
 
 #: Workers at most, whatever the number of cores.
 MAX_WORKERS = 8
+#: Bytes of records' lines a spool file holds (about 20,000 records of 8 fields).
+SPOOL_BYTES = 4 << 20
 
 
 @dataclass
@@ -301,11 +303,41 @@ def _picklable(exc: BaseException) -> BaseException:
     return exc
 
 
+class _Spool:
+    """Records' lines of one task, written to spool files of about ``SPOOL_BYTES`` each."""
+
+    def __init__(self, conn: Connection, folder: str, task: ReadTask) -> None:
+        self.conn = conn
+        self.prefix = os.path.join(folder, f"{task.id}-")
+        self.parts: list[bytes] = []
+        self.size = self.count = self.files = 0
+
+    def add(self, chunk: RowsChunk) -> None:
+        body = chunk.body()
+        self.parts.append(body)
+        self.size += len(body)
+        self.count += len(chunk)
+        if self.size >= SPOOL_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write and report what is held (before any other report, so order is kept)."""
+        if not self.parts:
+            return
+        self.files += 1
+        path = f"{self.prefix}{self.files}.jsonl"
+        with open(path, "wb") as out:
+            out.writelines(self.parts)
+        self.conn.send(("chunk", path, self.count))
+        self.parts, self.size, self.count = [], 0, 0
+
+
 def _read(
-    conn: Connection, task: ReadTask, opener: FileOpener, spool: str, logger: logging.Logger
+    conn: Connection, task: ReadTask, opener: FileOpener, folder: str, logger: logging.Logger
 ) -> None:
     number = 0
     files = BatchFiles(task.tap_name, task.alias, task.batch) if task.batch is not None else None
+    spool = _Spool(conn, folder, task)
     try:
         for index, file in enumerate(task.files):
             items = iter_file_items(
@@ -318,27 +350,28 @@ def _read(
             layout: RecordLayout | None = None
             for item in items:
                 if type(item) is not CsvChunk:  # not CSV: for the main process to read
+                    spool.flush()
                     conn.send(("inline", index, number))
                     return
                 if layout is None:
+                    spool.flush()
                     conn.send(("header", index, item.header))
                     layout = task.layout(item.header)
                 chunk = RowsChunk(layout, item.rows, number + 1)
                 number += len(chunk)
                 if files is None:
-                    path = os.path.join(spool, f"{task.id}-{number}.jsonl")
-                    with open(path, "wb") as out:
-                        out.write(chunk.body())
-                    conn.send(("chunk", path, len(chunk)))
+                    spool.add(chunk)
                 else:
                     for url, count in files.add_all(chunk):
                         conn.send(("batch", url, count))
+            spool.flush()
             conn.send(("file", index, number))
         if files is not None:
             done = files.finish()
             if done is not None:
                 conn.send(("batch", *done))
     except BaseException:
+        spool.flush()  # the rows before the error, then the error
         if files is not None:
             files.discard()
         raise
