@@ -8,6 +8,7 @@ Run from the repository root:
     python bench/run.py --mode parallel         # two exports at once against one
     python bench/run.py --mode concurrency      # 8 overlapping 4-second exports against one
     python bench/run.py --warehouse             # also meltano run into PostgreSQL against COPY
+    python bench/run.py --mode warehouse        # only that
     python bench/run.py --baseline              # also the tap on the SDK's own record path
     python bench/run.py --gzip                  # the export file served gzip-compressed
 
@@ -542,7 +543,9 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--mode", choices=("throughput", "parallel", "concurrency", "all"), default="throughput"
+        "--mode",
+        choices=("throughput", "parallel", "concurrency", "warehouse", "all"),
+        default="throughput",
     )
     parser.add_argument("--rows", type=int, default=300_000, help="rows of the export file")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each (median)")
@@ -579,7 +582,7 @@ def main() -> None:
             parallel(args, workdir, results)
         if args.mode in ("concurrency", "all"):
             concurrency(args, workdir, results)
-        if args.warehouse:
+        if args.warehouse or args.mode == "warehouse":
             warehouse(args, workdir, results)
     results.print()
     print(f"load average after: {os.getloadavg()[0]:.2f}")

@@ -1,7 +1,7 @@
 """``bench/run.py --warehouse``: ``meltano run`` into PostgreSQL against ``COPY`` of the file.
 
-Starts a throw-away PostgreSQL (``scripts/start_postgres.sh``, its data in the benchmark's
-temporary folder, destroyed at the end), sets up meltano (``scripts/_venv.sh``,
+Starts a throw-away PostgreSQL (``scripts/start_postgres.sh``, its data in a temporary
+folder, destroyed at the end), sets up meltano (``scripts/_venv.sh``,
 ``meltano install``), then loads the export file the simulator serves, of ``rows`` rows:
 
 - ``COPY ... FROM STDIN (FORMAT csv, HEADER)`` of the file, through psycopg: the floor of
@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
+import tempfile
 import time
 import typing as t
 import urllib.request
@@ -123,7 +125,10 @@ def count(dsn: str, schema: str) -> int:
 
 
 def measure(simulator: t.Any, url: str, rows: int, workdir: Path) -> Timings:
-    settings = start_postgres(workdir / "postgres")
+    # Its own folder: the server's user must reach it (the benchmark's folder is private).
+    folder = Path(tempfile.mkdtemp(prefix="tap-segments-bench-pg-"))
+    folder.chmod(0o755)
+    settings = start_postgres(folder / "postgres")
     try:
         dsn = settings["POSTGRES_DSN"]
         timings = Timings(server=f"127.0.0.1:{settings['TARGET_POSTGRES_PORT']}")
@@ -174,3 +179,4 @@ def measure(simulator: t.Any, url: str, rows: int, workdir: Path) -> Timings:
         return timings
     finally:
         stop_postgres(settings)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -67,6 +67,7 @@ def sdk_settings_not_advertised(capabilities: list[str]) -> dict[str, t.Any]:
 
 def label_from_name(name: str) -> str:
     words = [part for part in re.split(r"[_.]+", name) if part and part != "config"]
+    words = [word for i, word in enumerate(words) if not i or word != words[i - 1]]
     return " ".join(WORDS.get(word, word.capitalize()) for word in words)
 
 

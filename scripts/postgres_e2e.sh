@@ -3,6 +3,9 @@
 # vendor simulator (scale demo):
 #   1. `meltano run tap-segments target-postgres` with BATCH messages (jsonl.gz files) into
 #      schema segments_batch: every table's row count checked with SQL against the simulator;
+#      then, on a fresh simulator, with BATCH messages in the parquet encoding into schema
+#      segments_parquet: counts checked, the parquet files read back with pyarrow against the
+#      simulator's rows (scripts/parquet_checks.py), every row equal to the jsonl.gz load's;
 #   2. on a fresh simulator (same seed, so the same data), the same with RECORD messages into
 #      schema segments: counts checked, and every row equal to the BATCH load's;
 #   3. again with the state meltano saved from 2 (incremental): counts unchanged except what
@@ -37,10 +40,11 @@ PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 WORK=$(mktemp -d /tmp/tap-segments-pg.XXXXXX)
 PGDATA="$WORK/data"
 BATCHES="$WORK/batches"
+PARQUET="$WORK/parquet"
 PGPORT=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # PostgreSQL refuses to run as root: run it as the `postgres` user when we are root.
 as_pg() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/bash -c "$*"; else bash -c "$*"; fi; }
-mkdir -p "$PGDATA" "$BATCHES"
+mkdir -p "$PGDATA" "$BATCHES" "$PARQUET"
 chmod 755 "$WORK"  # the server user must reach its data directory inside
 [ "$(id -u)" != 0 ] || chown postgres "$PGDATA"
 
@@ -82,7 +86,20 @@ echo "BATCH files written: $(find "$BATCHES" -name '*.json.gz' | wc -l)"
 "${COUNTS[@]}" segments_batch "$SIMULATOR_URL"
 "${CHECKS[@]}" storage "$SIMULATOR_URL"
 
-# A fresh simulator with the same seed serves the same data, so run 2 sees what run 1 saw.
+# A fresh simulator with the same seed serves the same data, so each run sees what run 1 saw.
+stop_simulator
+start_simulator --scale demo
+trap cleanup EXIT
+
+step "run 1b: BATCH messages (parquet files in $PARQUET) into schema segments_parquet"
+TAP_SEGMENTS_BATCH_CONFIG="{\"encoding\": {\"format\": \"parquet\"}, \"storage\": {\"root\": \"file://$PARQUET\"}, \"batch_size\": 1500}" \
+  TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=segments_parquet \
+  $MELTANO run --state-id-suffix "$STATE_ID-parquet" --full-refresh tap-segments target-postgres
+echo "parquet BATCH files written: $(find "$PARQUET" -name '*.parquet' | wc -l)"
+"${COUNTS[@]}" segments_parquet "$SIMULATOR_URL"
+.venv/bin/python scripts/parquet_checks.py "$PARQUET" --seed 1 --scale demo
+"${CHECKS[@]}" same "$DSN" segments_parquet segments_batch
+
 stop_simulator
 start_simulator --scale demo
 trap cleanup EXIT

@@ -44,6 +44,7 @@ from __future__ import annotations
 import typing as t
 import weakref
 
+from singer_sdk import typing as th
 from singer_sdk.batch import Batcher
 from singer_sdk.singerlib.json import serialize_json
 
@@ -55,6 +56,18 @@ from tap_segments.sdk_adapter import AdaptedStream, BatchConfig, SDKBatchMessage
 if t.TYPE_CHECKING:
     from singer_sdk import metrics
     from singer_sdk.helpers.types import Context
+
+#: ``batch_config.batch_size``: the SDK reads it (``BatchConfig.batch_size``) but does not
+#: declare it in its schema; declared here, it is documented like every other setting.
+BATCH_SIZE_SETTING: dict[str, t.Any] = th.Property(
+    "batch_size",
+    th.IntegerType(minimum=1),
+    title="Batch Size",
+    description=(
+        "Records a BATCH file holds at most: files rotate every this many records "
+        "(default 10,000, the SDK's)."
+    ),
+).to_dict()
 
 #: Writers with records not yet in a file, per tap (a child stream's writer is open inside
 #: its parent's).

@@ -9,6 +9,7 @@ one line that names the vendor and what failed.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from singer_sdk.helpers.capabilities import EMIT_ACTIVATE_VERSION_CONFIG
 from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_segments import redaction
+from tap_segments.batches import BATCH_SIZE_SETTING
 from tap_segments.errors import SettingsError, StateError, TapSegmentsError, Terminated
 from tap_segments.exports.streams import AsyncExportStream
 from tap_segments.output import TapMessageWriter
@@ -104,6 +106,10 @@ class TapSegments(AdaptedTap):
         super().append_builtin_config(config_jsonschema)
         for name, spec in EMIT_ACTIVATE_VERSION_CONFIG["properties"].items():
             config_jsonschema["properties"].setdefault(name, spec)
+        batch = config_jsonschema["properties"].get("batch_config")
+        if isinstance(batch, dict):  # a copy: the SDK's own schema stays as it is
+            batch = config_jsonschema["properties"]["batch_config"] = copy.deepcopy(batch)
+            batch.setdefault("properties", {}).update(BATCH_SIZE_SETTING)
 
     @classmethod
     def secret_names(cls) -> list[str]:
