@@ -79,10 +79,15 @@ start_simulator --scale demo
 trap cleanup EXIT
 
 step "run 1: BATCH messages (jsonl + gzip files in $BATCHES) into schema segments_batch"
-TAP_SEGMENTS_BATCH_CONFIG="{\"encoding\": {\"format\": \"jsonl\", \"compression\": \"gzip\"}, \"storage\": {\"root\": \"file://$BATCHES\"}}" \
+# batch_config through its leaves: meltano.yml declares them one by one, and then meltano
+# ignores TAP_SEGMENTS_BATCH_CONFIG as a whole (the run would quietly send RECORDs).
+TAP_SEGMENTS_BATCH_CONFIG_ENCODING_FORMAT=jsonl TAP_SEGMENTS_BATCH_CONFIG_ENCODING_COMPRESSION=gzip \
+  TAP_SEGMENTS_BATCH_CONFIG_STORAGE_ROOT="file://$BATCHES" \
   TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=segments_batch \
   $MELTANO run --state-id-suffix "$STATE_ID-batch" --full-refresh tap-segments target-postgres
-echo "BATCH files written: $(find "$BATCHES" -name '*.json.gz' | wc -l)"
+written=$(find "$BATCHES" -name '*.json.gz' | wc -l)
+echo "BATCH files written: $written"
+[ "$written" -gt 0 ] || { echo "no BATCH file was written: the run sent RECORDs" >&2; exit 1; }
 "${COUNTS[@]}" segments_batch "$SIMULATOR_URL"
 "${CHECKS[@]}" storage "$SIMULATOR_URL"
 
@@ -92,10 +97,13 @@ start_simulator --scale demo
 trap cleanup EXIT
 
 step "run 1b: BATCH messages (parquet files in $PARQUET) into schema segments_parquet"
-TAP_SEGMENTS_BATCH_CONFIG="{\"encoding\": {\"format\": \"parquet\"}, \"storage\": {\"root\": \"file://$PARQUET\"}, \"batch_size\": 1500}" \
+TAP_SEGMENTS_BATCH_CONFIG_ENCODING_FORMAT=parquet TAP_SEGMENTS_BATCH_CONFIG_BATCH_SIZE=1500 \
+  TAP_SEGMENTS_BATCH_CONFIG_STORAGE_ROOT="file://$PARQUET" \
   TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA=segments_parquet \
   $MELTANO run --state-id-suffix "$STATE_ID-parquet" --full-refresh tap-segments target-postgres
-echo "parquet BATCH files written: $(find "$PARQUET" -name '*.parquet' | wc -l)"
+written=$(find "$PARQUET" -name '*.parquet' | wc -l)
+echo "parquet BATCH files written: $written"
+[ "$written" -gt 0 ] || { echo "no parquet file was written: the run sent RECORDs" >&2; exit 1; }
 "${COUNTS[@]}" segments_parquet "$SIMULATOR_URL"
 .venv/bin/python scripts/parquet_checks.py "$PARQUET" --seed 1 --scale demo
 "${CHECKS[@]}" same "$DSN" segments_parquet segments_batch
