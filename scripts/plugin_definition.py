@@ -144,7 +144,8 @@ def definitions() -> tuple[dict[str, t.Any], dict[str, t.Any]]:
     project = {
         "name": info["name"],
         "namespace": "tap_segments",
-        "pip_url": "-e .[s3]",  # s3:// result files and BATCH roots
+        # s3:// result files and BATCH roots; BATCH files in the parquet encoding
+        "pip_url": "-e .[s3,parquet]",
         "executable": info["name"],
         "requires_meltano": REQUIRES_MELTANO,
         "capabilities": capabilities,
