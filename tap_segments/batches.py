@@ -41,6 +41,7 @@ message in their turn, the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import typing as t
 import weakref
 
@@ -51,7 +52,12 @@ from singer_sdk.singerlib.json import serialize_json
 from tap_segments import batchfiles
 from tap_segments.batchfiles import BatchFiles
 from tap_segments.exports.chunks import RecordChunk, WrittenBatch
-from tap_segments.sdk_adapter import AdaptedStream, BatchConfig, SDKBatchMessage
+from tap_segments.sdk_adapter import (
+    AdaptedStream,
+    BaseBatchFileEncoding,
+    BatchConfig,
+    SDKBatchMessage,
+)
 
 if t.TYPE_CHECKING:
     from singer_sdk import metrics
@@ -68,6 +74,9 @@ BATCH_SIZE_SETTING: dict[str, t.Any] = th.Property(
         "(default 10,000, the SDK's)."
     ),
 ).to_dict()
+
+#: Stream aliases whose records were written as jsonl.gz instead of parquet (warned once).
+_WARNED: set[str] = set()
 
 #: Writers with records not yet in a file, per tap (a child stream's writer is open inside
 #: its parent's).
@@ -146,15 +155,33 @@ class BatchWriter:
     def write_records(self) -> None:
         pending, self.pending, self.held = self.pending, {}, 0
         for alias, records in pending.items():
-            if batchfiles.writes(self.config):
-                files = BatchFiles(self.stream.tap_name, alias, self.config)
+            config = self.config_for(alias, records)
+            if batchfiles.writes(config):
+                files = BatchFiles(self.stream.tap_name, alias, config)
                 done = list(files.add_all(RecordList(records)))
                 last = files.finish()
                 manifest = [url for url, _ in [*done, *([last] if last else [])]]
             else:
-                batcher = Batcher(self.stream.tap_name, alias, self.config)
+                batcher = Batcher(self.stream.tap_name, alias, config)
                 manifest = [url for urls in batcher.get_batches(iter(records)) for url in urls]
-            self.message(alias, manifest)
+            self.message(alias, manifest, config.encoding)
+
+    def config_for(self, alias: str, records: list[dict]) -> BatchConfig:
+        """The batch config for these records: jsonl.gz instead of parquet when Parquet's
+        types cannot hold them (an object without fields, a field whose values differ in
+        type). Every BATCH message names its files' encoding, so targets read both."""
+        if str(self.config.encoding.format) != "parquet" or batchfiles.parquet_holds(records):
+            return self.config
+        if alias not in _WARNED:
+            _WARNED.add(alias)
+            self.stream.logger.warning(
+                "%s: these records do not fit Parquet's types (an object without fields, or "
+                "a field whose values differ in type); they go into jsonl.gz BATCH files "
+                "instead, and their BATCH messages say so.",
+                alias,
+            )
+        jsonl = BaseBatchFileEncoding(format="jsonl", compression="gzip")
+        return dataclasses.replace(self.config, encoding=jsonl)
 
     def close_files(self) -> None:
         for alias, files in self.files.items():
@@ -170,8 +197,10 @@ class BatchWriter:
         for each in files.values():
             each.discard()
 
-    def message(self, alias: str, manifest: list[str]) -> None:
-        encoding = self.config.encoding
+    def message(
+        self, alias: str, manifest: list[str], encoding: BaseBatchFileEncoding | None = None
+    ) -> None:
+        encoding = encoding or self.config.encoding
         self.stream.tap.write_message(
             SDKBatchMessage(stream=alias, encoding=encoding, manifest=manifest)
         )

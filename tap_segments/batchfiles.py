@@ -240,6 +240,31 @@ def arrow_table(chunk: RecordChunk) -> t.Any:
     return pa.Table.from_arrays(arrays, names=names)
 
 
+def parquet_holds(records: list[dict]) -> bool:
+    """Whether pyarrow can write these records as parquet: their types agree from record to
+    record, and no object is without fields (Parquet has no empty struct)."""
+    check_parquet()
+    import pyarrow as pa
+
+    try:
+        schema = pa.Table.from_pylist(records).schema
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return False
+    return all(_writable(field.type) for field in schema)
+
+
+def _writable(kind: t.Any) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_struct(kind):
+        return kind.num_fields > 0 and all(
+            _writable(kind.field(i).type) for i in range(kind.num_fields)
+        )
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return _writable(kind.value_type)
+    return True
+
+
 class BatchFiles:
     """The BATCH files of one stream alias (see the module docstring)."""
 

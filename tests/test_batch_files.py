@@ -214,3 +214,22 @@ def test_csv_rows_take_the_chunk_way_and_stream_maps_do_not(tmp_path, added_chun
         messages = run_in_process(tmp_path, tap_config(sim, batch(root, "jsonl", "gzip"), **maps))
     assert added_chunks == []
     assert any(m["type"] == "BATCH" and m["stream"] == MEMBERS for m in messages)
+
+
+def test_records_parquet_cannot_hold_go_to_jsonl_files_named_so(tmp_path):
+    """Every vendor at once: Acoustic's jobs carry objects without fields, which Parquet has
+    no type for; their files are jsonl.gz, their BATCH messages say so, nothing is lost."""
+    from test_batch import sim_config
+    from test_batch import tap_config as all_vendors
+
+    with Simulator(sim_config()) as sim:
+        normal = run_cli(tmp_path, all_vendors(sim))
+    with Simulator(sim_config()) as sim:
+        root = f"file://{tmp_path / 'mixed'}"
+        out = run_cli(tmp_path, all_vendors(sim, batch_config=batch(root, "parquet", None)))
+    assert normal.returncode == 0 and out.returncode == 0, out.stderr[-3000:]
+    encodings = {m["stream"]: m["encoding"]["format"] for m in out.messages if m["type"] == "BATCH"}
+    assert encodings["acoustic_jobs"] == "jsonl"
+    assert encodings[MEMBERS] == "parquet"
+    assert "do not fit Parquet's types" in out.stderr
+    assert by_key(flat(files_of(out))) == by_key(normal.records)
