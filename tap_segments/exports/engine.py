@@ -270,7 +270,9 @@ class ExportRunner:
     def close(self) -> None:
         self._stop.set()
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            # Every export done: the threads are idle, let them end now (a stream that forks
+            # workers next needs to be the only thread); otherwise do not wait for them.
+            self._pool.shutdown(wait=not self._outstanding, cancel_futures=True)
             self._pool = None
 
     def stop_and_collect_started(self, grace: float = TRIGGER_GRACE_SECONDS) -> list[ExportEvent]:

@@ -269,10 +269,11 @@ class _ForwardedLog(logging.Handler):
 
 
 def _worker_main(conn: Connection, openers: dict[str, FileOpener], spool: str) -> None:
-    """A worker: read tasks until told to stop."""
+    """A worker: read tasks until told to stop, or until the main process is gone."""
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the Singer stream is the main process's
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process stops the workers
     signal.signal(signal.SIGTERM, _exit_on_term)  # a file being written is deleted first
+    _stop_with_parent()
     import gc
 
     gc.disable()  # rows make no reference cycles (see tap_segments.rows.collector_paused)
@@ -281,12 +282,29 @@ def _worker_main(conn: Connection, openers: dict[str, FileOpener], spool: str) -
     logger = logging.getLogger("tap-segments.reader")
     logger.propagate = False
     logger.addHandler(_ForwardedLog(conn))
-    while (task := conn.recv()) is not None:
-        try:
-            _read(conn, task, openers[task.opener], spool, logger)
-        except BaseException as exc:  # reported; the main process raises it in its place
-            conn.send(("error", _picklable(exc)))
-        conn.send(("end", task.id))
+    try:
+        while (task := conn.recv()) is not None:
+            try:
+                _read(conn, task, openers[task.opener], spool, logger)
+            except (BrokenPipeError, EOFError):
+                raise
+            except BaseException as exc:  # reported; the main process raises it in its place
+                conn.send(("error", _picklable(exc)))
+            conn.send(("end", task.id))
+    except (BrokenPipeError, EOFError, ConnectionResetError):
+        pass  # the main process is gone (killed): nothing is left to report to
+
+
+def _stop_with_parent() -> None:
+    """Linux: SIGTERM this worker when the main process dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+            if os.getppid() == 1:  # died before that took effect
+                raise SystemExit(0)
 
 
 def _exit_on_term(signum: int, frame: t.Any) -> None:
