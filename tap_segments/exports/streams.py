@@ -469,6 +469,7 @@ class ExportRowsStream(FastRecordsMixin, VendorStream):
             parents=tuple(parent_fields.items()),
             number_field=self.row_number_field,
             json_items_path=json_items_path,
+            spool_rows=self.STATE_MSG_FREQUENCY,
             **batch,
         )
 

@@ -60,7 +60,7 @@ if t.TYPE_CHECKING:
 
 #: Workers at most, whatever the number of cores.
 MAX_WORKERS = 8
-#: Bytes of records' lines a spool file holds (about 20,000 records of 8 fields).
+#: Bytes of records' lines a spool file holds at most (about 20,000 records of 8 fields).
 SPOOL_BYTES = 4 << 20
 
 
@@ -90,6 +90,9 @@ class ReadTask:
     parents: tuple[tuple[str, t.Any], ...]
     number_field: str
     json_items_path: str = "item"
+    #: Records a spool file holds at most: the reading stream's STATE frequency, so that the
+    #: main process rarely has to cut one where its periodic STATE falls.
+    spool_rows: int = 10_000
     #: BATCH mode: the batch config, the tap's name and the stream alias files are for.
     batch: t.Any = None
     tap_name: str = ""
@@ -322,21 +325,27 @@ def _picklable(exc: BaseException) -> BaseException:
 
 
 class _Spool:
-    """Records' lines of one task, written to spool files of about ``SPOOL_BYTES`` each."""
+    """Records' lines of one task, written to spool files of ``task.spool_rows`` records (or
+    ``SPOOL_BYTES``) each."""
 
     def __init__(self, conn: Connection, folder: str, task: ReadTask) -> None:
         self.conn = conn
+        self.rows = task.spool_rows
         self.prefix = os.path.join(folder, f"{task.id}-")
         self.parts: list[bytes] = []
         self.size = self.count = self.files = 0
 
     def add(self, chunk: RowsChunk) -> None:
-        body = chunk.body()
-        self.parts.append(body)
-        self.size += len(body)
-        self.count += len(chunk)
-        if self.size >= SPOOL_BYTES:
-            self.flush()
+        rest: RowsChunk | None = chunk
+        while rest is not None and len(rest):
+            room = self.rows - self.count
+            part, rest = rest.split(room) if room < len(rest) else (rest, None)
+            body = part.body()
+            self.parts.append(body)
+            self.size += len(body)
+            self.count += len(part)
+            if self.count >= self.rows or self.size >= SPOOL_BYTES:
+                self.flush()
 
     def flush(self) -> None:
         """Write and report what is held (before any other report, so order is kept)."""
