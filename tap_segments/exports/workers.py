@@ -133,12 +133,15 @@ class ReadPool:
         self._closed = False
         self._ids = itertools.count(1)
         context = multiprocessing.get_context("fork")
-        self._workers = []
+        self._workers: list[tuple[t.Any, Connection]] = []
         for _ in range(workers):
             ours, theirs = context.Pipe()
+            # The worker closes every end of the main process's (a fork copies them all): a
+            # pipe whose other end only the main process holds ends when the main process does.
+            mains = [conn for _, conn in self._workers] + [ours]
             process = context.Process(
                 target=_worker_main,
-                args=(theirs, openers, self.spool),
+                args=(theirs, openers, self.spool, mains),
                 name="tap-segments-reader",
                 daemon=True,
             )
@@ -271,8 +274,12 @@ class _ForwardedLog(logging.Handler):
             self.conn.send(("log", record.levelno, record.getMessage()))
 
 
-def _worker_main(conn: Connection, openers: dict[str, FileOpener], spool: str) -> None:
+def _worker_main(
+    conn: Connection, openers: dict[str, FileOpener], spool: str, mains: list[Connection]
+) -> None:
     """A worker: read tasks until told to stop, or until the main process is gone."""
+    for end in mains:
+        end.close()
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the Singer stream is the main process's
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process stops the workers
     signal.signal(signal.SIGTERM, _exit_on_term)  # a file being written is deleted first
@@ -291,7 +298,7 @@ def _worker_main(conn: Connection, openers: dict[str, FileOpener], spool: str) -
                 _read(conn, task, openers[task.opener], spool, logger)
             except (BrokenPipeError, EOFError):
                 raise
-            except BaseException as exc:  # reported; the main process raises it in its place
+            except Exception as exc:  # reported; the main process raises it in its place
                 conn.send(("error", _picklable(exc)))
             conn.send(("end", task.id))
     except (BrokenPipeError, EOFError, ConnectionResetError):

@@ -151,7 +151,8 @@ def test_a_worker_writes_batch_files_rotated(pool, tmp_path):
 
 # -- through the CLI -------------------------------------------------------------------------
 
-ROWS = {0: 4000, 1: 2600, 2: 0, 3: 3100, 4: 1200}
+# Large enough that reading one export outlasts handing the next to a worker.
+ROWS = {0: 40_000, 1: 26_000, 2: 0, 3: 31_000, 4: 12_000}
 
 
 def simulator() -> Simulator:
@@ -271,3 +272,30 @@ def test_a_failing_run_with_workers_leaves_no_spool_and_no_stray_file(tmp_path):
     named = {u for m in out.messages if m["type"] == "BATCH" for u in m["manifest"]}
     on_disk = {f"file://{p}" for p in folder.iterdir()} if folder.exists() else set()
     assert on_disk == named
+
+
+def test_workers_end_when_the_main_process_is_killed(tmp_path):
+    """kill -9 of the tap while a worker reads: the worker does not outlive it."""
+    import signal
+    import subprocess
+    import time
+
+    from singer_output import cli_command
+
+    rows = {0: 200_000, 1: 200_000, 2: 200_000}
+    config = SimConfig(seed=8, indicative=IndicativeConfig(segments=3, rows_per_segment=rows))
+    with Simulator(config) as sim:
+        command, env = cli_command(tmp_path, tap_config(sim), None)
+        tap = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        assert tap.stdout is not None
+        for index, _ in enumerate(tap.stdout):
+            if index > 5_000:
+                break
+        children = Path(f"/proc/{tap.pid}/task/{tap.pid}/children").read_text().split()
+        os.kill(tap.pid, signal.SIGKILL)
+        tap.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(Path(f"/proc/{c}").exists() for c in children):
+            time.sleep(0.1)
+    assert children, "no worker was started"
+    assert not [c for c in children if Path(f"/proc/{c}").exists()]
