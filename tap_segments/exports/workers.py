@@ -292,6 +292,7 @@ def _worker_main(
     logger = logging.getLogger("tap-segments.reader")
     logger.propagate = False
     logger.addHandler(_ForwardedLog(conn))
+    stopped = False  # told to stop by the main process (which deletes the spool itself)
     try:
         while (task := conn.recv()) is not None:
             try:
@@ -301,8 +302,13 @@ def _worker_main(
             except Exception as exc:  # reported; the main process raises it in its place
                 conn.send(("error", _picklable(exc)))
             conn.send(("end", task.id))
+        stopped = True
     except (BrokenPipeError, EOFError, ConnectionResetError):
         pass  # the main process is gone (killed): nothing is left to report to
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # ending already: let nothing cut it
+        if not stopped:  # the main process was killed, or is stopping: delete the spool
+            shutil.rmtree(spool, ignore_errors=True)
 
 
 def _stop_with_parent() -> None:

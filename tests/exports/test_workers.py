@@ -284,8 +284,10 @@ def test_workers_end_when_the_main_process_is_killed(tmp_path):
 
     rows = {0: 200_000, 1: 200_000, 2: 200_000}
     config = SimConfig(seed=8, indicative=IndicativeConfig(segments=3, rows_per_segment=rows))
+    spool = tmp_path / "tmp"
+    spool.mkdir()
     with Simulator(config) as sim:
-        command, env = cli_command(tmp_path, tap_config(sim), None)
+        command, env = cli_command(tmp_path, tap_config(sim), None, env={"TMPDIR": str(spool)})
         tap = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         assert tap.stdout is not None
         for index, _ in enumerate(tap.stdout):
@@ -299,3 +301,4 @@ def test_workers_end_when_the_main_process_is_killed(tmp_path):
             time.sleep(0.1)
     assert children, "no worker was started"
     assert not [c for c in children if Path(f"/proc/{c}").exists()]
+    assert list(spool.iterdir()) == []  # the worker deleted the spool the tap left
