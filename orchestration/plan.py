@@ -265,11 +265,11 @@ def partition_env(
     if partition.excluded_streams:
         env[f"{tap}__SELECT_FILTER"] = json.dumps([f"!{s}" for s in partition.excluded_streams])
     if plan.batch_root:
-        batch_config = {
-            "encoding": {"format": "jsonl", "compression": "gzip"},
-            "storage": {"root": f"{plan.batch_root}/{partition.key}"},
-        }
-        env[f"{tap}_BATCH_CONFIG"] = json.dumps(batch_config)
+        # By its leaves: meltano.yml declares batch_config's sub-settings, and Meltano then
+        # ignores a whole TAP_SEGMENTS_BATCH_CONFIG (the run would quietly send RECORDs).
+        env[f"{tap}_BATCH_CONFIG_ENCODING_FORMAT"] = "jsonl"
+        env[f"{tap}_BATCH_CONFIG_ENCODING_COMPRESSION"] = "gzip"
+        env[f"{tap}_BATCH_CONFIG_STORAGE_ROOT"] = f"{plan.batch_root}/{partition.key}"
     for name, value in {**plan.env, **partition.env}.items():
         env[name] = value.format(partition=partition.key, slug=partition.slug)
     return env

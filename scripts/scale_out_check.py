@@ -201,6 +201,19 @@ def in_flight(state: dict) -> dict[str, dict]:
     return found
 
 
+def batch_files(root: str) -> int:
+    """How many BATCH files are under an s3:// root (the tap wrote BATCH, not RECORDs)."""
+    import boto3
+
+    bucket, _, prefix = root.removeprefix("s3://").partition("/")
+    pages = (
+        boto3.client("s3")
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/")
+    )
+    return sum(len(page.get("Contents", [])) for page in pages)
+
+
 def check_state(plan: Plan, bucket: str, prefix: str) -> int:
     ok = True
     for partition in plan.partitions:
@@ -209,7 +222,12 @@ def check_state(plan: Plan, bucket: str, prefix: str) -> int:
         ok &= state is not None
         detail = "MISSING" if state is None else f"{len(json.dumps(state))} bytes"
         print(f"s3://{bucket}/{prefix}/{state_id}/state.json: {detail}")
-    print("each partition's state is in the bucket" if ok else "MISSING STATE")
+        if plan.batch_root:
+            root = f"{plan.batch_root}/{partition.key}"
+            files = batch_files(root)
+            ok &= files > 0
+            print(f"{root}/: {files} BATCH file(s)" + ("" if files else " MISSING"))
+    print("each partition's state and BATCH files are in the bucket" if ok else "MISSING")
     return 0 if ok else 1
 
 

@@ -105,8 +105,9 @@ def test_partition_env_limits_vendors_ids_and_streams(tmp_path):
     assert json.loads(env["TAP_SEGMENTS_ARTISAN_APP_IDS"]) == ["a2"]
     assert env["TAP_SEGMENTS_MAX_CONCURRENT_EXPORTS"] == "2"
     assert json.loads(env["TAP_SEGMENTS__SELECT_FILTER"]) == ["!artisan_jobs"]
-    batch = json.loads(env["TAP_SEGMENTS_BATCH_CONFIG"])
-    assert batch["storage"]["root"] == "s3://bucket/batches/art-2"
+    assert "TAP_SEGMENTS_BATCH_CONFIG" not in env  # Meltano would ignore it: leaves only
+    assert env["TAP_SEGMENTS_BATCH_CONFIG_ENCODING_FORMAT"] == "jsonl"
+    assert env["TAP_SEGMENTS_BATCH_CONFIG_STORAGE_ROOT"] == "s3://bucket/batches/art-2"
     assert env["TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA"] == "segments_art_2"
     assert env["EXTRA"] == "art-2"
 
