@@ -238,6 +238,16 @@ def s3_error(status: int, code: str, message: str, **extra: str) -> Response:
     return Response(status, body.encode(), headers, "application/xml")
 
 
+def signature_mismatch() -> Response:
+    """S3's answer to a presigned URL whose signature is not the one it computes."""
+    return s3_error(
+        403,
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method.",
+    )
+
+
 def _xml(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -439,13 +449,7 @@ class ObjectStorage:
                     ArgumentName="Authorization",
                     ArgumentValue=authorization,
                 )
-            return s3_error(
-                403,
-                "SignatureDoesNotMatch",
-                "The request signature we calculated "
-                "does not match the signature you provided. Check your key and "
-                "signing method.",
-            )
+            return signature_mismatch()
         if not presigned:
             return s3_error(403, "AccessDenied", "Access Denied")
         missing = [name for name in AUTH_PARAMS if not query.get(name)]
@@ -510,13 +514,7 @@ class ObjectStorage:
         path = "/" + _uri_encode(unquote(raw_path).lstrip("/"))  # S3 encodes the decoded path
         expected = self.signature(method, path, query, host)
         if not hmac.compare_digest(expected, query["X-Amz-Signature"]):
-            return s3_error(
-                403,
-                "SignatureDoesNotMatch",
-                "The request signature we calculated "
-                "does not match the signature you provided. Check your key and "
-                "signing method.",
-            )
+            return signature_mismatch()
         return None
 
     def redirect_target(self, fault: Fault | None, hop: int, origin: int) -> int | None:
