@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import typing as t
@@ -124,8 +125,37 @@ def session_findings() -> dict[str, t.Any]:
     }
 
 
+#: What each pytest-xdist worker found (``scripts/test.sh`` runs the suite on every core).
+WORKER_FINDINGS: list[dict[str, t.Any]] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: t.Any, error: t.Any) -> None:
+    """The controller gathers each worker's findings and figures as the worker ends."""
+    found = getattr(node, "workeroutput", {}).get("tap_segments")
+    if found:
+        WORKER_FINDINGS.append(json.loads(found))
+
+
+def merged(parts: list[dict[str, t.Any]]) -> dict[str, t.Any]:
+    """Findings (or figures) of several processes as one: counts added, lists joined."""
+    total: dict[str, t.Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            total[key] = total[key] + value if key in total else value
+    return total
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from reliability_figures import FIGURES
+
     findings = session_findings()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller adds up and judges
+        workeroutput["tap_segments"] = json.dumps({"findings": findings, "figures": FIGURES})
+        return
+    findings = merged([findings, *(each["findings"] for each in WORKER_FINDINGS)])
+    FIGURES.update(merged([FIGURES, *(each["figures"] for each in WORKER_FINDINGS)]))
     session.config._tap_segments_findings = findings  # type: ignore[attr-defined]
     if (
         findings["secrets_seen"]
@@ -137,10 +167,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: t.Any) -> None:
+    from reliability_figures import FIGURES
+
     findings = getattr(terminalreporter.config, "_tap_segments_findings", None)
     if findings is None:
         return
-    from reliability_figures import FIGURES
 
     terminalreporter.section("tap-segments promises")
     terminalreporter.write_line(

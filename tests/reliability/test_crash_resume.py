@@ -22,6 +22,9 @@ from simulator.indicative import IndicativeConfig
 from simulator.kissmetrics import KissmetricsConfig
 
 KILL_POINTS = 20
+#: The kill points are shared out among this many tests (so that pytest-xdist's workers run
+#: them side by side): group g takes points g+1, g+1+KILL_GROUPS, ...
+KILL_GROUPS = 4
 START = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=3)).date().isoformat() + "T00:00:00Z"
 
 
@@ -82,14 +85,22 @@ def config_for(sim: Simulator) -> dict:
     }
 
 
-def test_kill_at_20_points_loses_nothing_and_triggers_no_recorded_export_twice(sim, tmp_path):
-    reference = run_cli(tmp_path, config_for(sim))
+@pytest.fixture(scope="module")
+def uninterrupted(sim, tmp_path_factory) -> tuple[set[tuple], int]:
+    """The keys an uninterrupted sync emits, and how many STATE messages it writes."""
+    reference = run_cli(tmp_path_factory.mktemp("reference"), config_for(sim))
     assert reference.returncode == 0, reference.stderr[-2000:]
-    expected = keys(reference)
-    states = len(reference.states)
-    assert states > KILL_POINTS
+    assert len(reference.states) > KILL_POINTS
+    return keys(reference), len(reference.states)
+
+
+@pytest.mark.parametrize("group", range(KILL_GROUPS))
+def test_kill_at_20_points_loses_nothing_and_triggers_no_recorded_export_twice(
+    sim, uninterrupted, tmp_path, group
+):
+    expected, states = uninterrupted
     problems = []
-    for point in range(1, KILL_POINTS + 1):
+    for point in range(group + 1, KILL_POINTS + 1, KILL_GROUPS):
         index = max(1, point * states // (KILL_POINTS + 1))
 
         def at_point(_state: dict, index: int = index, seen: list = []) -> bool:  # noqa: B006
