@@ -45,7 +45,26 @@ quiet_pip() {
   return "${PIPESTATUS[0]}"
 }
 
-# ensure_venv DIR STAMP_INPUT PIP_ARGS...: (re)create DIR unless its stamp matches.
+# uv (from PyPI, in .venv-uv) builds the venvs: seconds where pip takes minutes (boto3, s3fs
+# and aiobotocore pin botocore differently, and pip's resolver backtracks through them).
+ensure_uv() {
+  [ -x .venv-uv/bin/uv ] && return 0
+  ensure_venv_module
+  rm -rf .venv-uv
+  "$PYTHON_BIN" -m venv .venv-uv && quiet_pip .venv-uv 'uv>=0.8.14'
+}
+
+# uv_venv DIR PIP_ARGS...: DIR made by uv on $PYTHON_BIN (never a Python uv would download).
+uv_venv() {
+  local dir=$1 interpreter
+  shift
+  interpreter=$("$PYTHON_BIN" -c 'import sys; print(sys.executable)')
+  UV_PYTHON_DOWNLOADS=never .venv-uv/bin/uv venv --quiet --python "$interpreter" "$dir" \
+    && UV_PYTHON_DOWNLOADS=never .venv-uv/bin/uv pip install --quiet --python "$dir/bin/python" "$@"
+}
+
+# ensure_venv DIR STAMP_INPUT PIP_ARGS...: (re)create DIR unless its stamp matches; with uv,
+# else (uv not installable, say) with venv and pip.
 ensure_venv() {
   local dir=$1 stamp_input=$2
   shift 2
@@ -54,12 +73,16 @@ ensure_venv() {
   if [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.stamp" 2>/dev/null)" = "$stamp" ]; then
     return 0
   fi
-  echo "==> setting up $dir (pip install $*)"
-  ensure_venv_module
+  echo "==> setting up $dir (install $*)"
   rm -rf "$dir"
-  "$PYTHON_BIN" -m venv "$dir"
-  quiet_pip "$dir" --upgrade pip
-  quiet_pip "$dir" "$@"
+  if ! { ensure_uv && uv_venv "$dir" "$@"; }; then
+    echo "==> uv could not set up $dir: with venv and pip instead"
+    ensure_venv_module
+    rm -rf "$dir"
+    "$PYTHON_BIN" -m venv "$dir"
+    quiet_pip "$dir" --upgrade pip
+    quiet_pip "$dir" "$@"
+  fi
   echo "$stamp" > "$dir/.stamp"
 }
 
