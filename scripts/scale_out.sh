@@ -166,7 +166,7 @@ rows, cores = int(sys.argv[1]), sys.argv[4]
 single, partitioned = json.loads(sys.argv[2]), json.loads(sys.argv[3])
 keys = list(json.load(open(sys.argv[5]))["partitions"])
 print(f"partitions                         {len(keys)} ({', '.join(keys)})")
-print(f"rows loaded                        {rows:,} by each run (= simulator truth, no key twice)")
+print(f"rows loaded                        {rows:,} by the partitions (= simulator truth, no key twice)")
 for name, run in (("unpartitioned run", single), ("partitioned run", partitioned)):
     print(
         f"{name:<34} {run['seconds']:6.1f} s wall, {run['cpu_seconds']:6.1f} s CPU"
