@@ -68,6 +68,7 @@ ALLOWED_WRITES = (
     ("PUT", re.compile(r"^/v1/jobs/\d+/status/complete$")),  # Acoustic, opt-in
 )
 SIMULATOR_LOGS: list[list] = []
+TRACEBACK = "Traceback (most recent call last)"
 #: Per simulator of a tap test: (test id, storage requests, those that carried a credential).
 #: The simulator's own tests (tests/simulator) send credentials to storage on purpose.
 STORAGE_FINDINGS: list[tuple[str, int, list]] = []
@@ -115,6 +116,11 @@ def session_findings() -> dict[str, t.Any]:
     ]
     return {
         "tracebacks": sum("Traceback (most recent call last)" in out for _, out in CLI_RUNS),
+        "traceback_runs": [  # the test, and the output's last lines from the traceback on
+            (test, out[out.index(TRACEBACK) :][-1500:])
+            for test, (_, out) in zip(CLI_RUNS.tests, CLI_RUNS, strict=True)
+            if TRACEBACK in out
+        ],
         "cli_runs": len(CLI_RUNS),
         "simulator_requests": len(requests),
         "writes": len(writes),
@@ -190,6 +196,8 @@ def pytest_terminal_summary(terminalreporter: t.Any) -> None:
     terminalreporter.write_line(
         f"tracebacks in CLI output: {findings['tracebacks']} of {findings['cli_runs']} runs"
     )
+    for test, tail in findings["traceback_runs"][:3]:
+        terminalreporter.write_line(f"traceback in a CLI run of {test}:\n{tail}")
     if FIGURES["faults_tried"]:
         terminalreporter.write_line(
             "reliability: " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in FIGURES.items())

@@ -36,8 +36,21 @@ STABLE_KEYS: dict[str, tuple[str, ...]] = {
     "kissmetrics_report_results": ("report_id", "window_start", "row_number"),
 }
 
+
 #: Every CLI run of the test session, with its config: the session-wide secrets check reads it.
-CLI_RUNS: list[tuple[dict, str]] = []
+class CliRuns(list):
+    """(settings, output) of every CLI run; ``tests`` names the test that made each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tests: list[str] = []
+
+    def append(self, run: tuple[dict, str]) -> None:
+        self.tests.append(os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0])
+        super().append(run)
+
+
+CLI_RUNS: CliRuns = CliRuns()
 
 
 @dataclass
