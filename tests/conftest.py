@@ -114,13 +114,14 @@ def session_findings() -> dict[str, t.Any]:
         for e in writes
         if not any(e.method == m and p.match(e.path) for m, p in ALLOWED_WRITES)
     ]
+    traceback_runs = [  # the test, and the output's last lines from the traceback on
+        (test, out[out.index(TRACEBACK) :][-1500:])
+        for test, (_, out) in zip(CLI_RUNS.tests, CLI_RUNS, strict=True)
+        if TRACEBACK in out
+    ]
     return {
-        "tracebacks": sum("Traceback (most recent call last)" in out for _, out in CLI_RUNS),
-        "traceback_runs": [  # the test, and the output's last lines from the traceback on
-            (test, out[out.index(TRACEBACK) :][-1500:])
-            for test, (_, out) in zip(CLI_RUNS.tests, CLI_RUNS, strict=True)
-            if TRACEBACK in out
-        ],
+        "tracebacks": len(traceback_runs),
+        "traceback_runs": traceback_runs,
         "cli_runs": len(CLI_RUNS),
         "simulator_requests": len(requests),
         "writes": len(writes),

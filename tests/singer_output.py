@@ -37,7 +37,6 @@ STABLE_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-#: Every CLI run of the test session, with its config: the session-wide secrets check reads it.
 class CliRuns(list):
     """(settings, output) of every CLI run; ``tests`` names the test that made each."""
 
@@ -50,6 +49,7 @@ class CliRuns(list):
         super().append(run)
 
 
+#: Every CLI run of the test session, with its config: the session-wide secrets check reads it.
 CLI_RUNS: CliRuns = CliRuns()
 
 
