@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import gzip
 import re
 
@@ -179,13 +180,13 @@ def test_in_flight_export_in_state_is_resumed_not_triggered(indicative):
 
 
 def test_expired_export_in_state_is_triggered_afresh(indicative):
+    # older than the 48 hours Indicative keeps an export, whatever today is
+    started = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=49)).isoformat()
     state = {
         "bookmarks": {
             "indicative_segment_exports": {
                 "segments_exported": {"seg-b": None},
-                "exports_in_flight": {
-                    "seg-a": {"job_id": "exp-old", "started_at": "2026-01-01T00:00:00+00:00"}
-                },
+                "exports_in_flight": {"seg-a": {"job_id": "exp-old", "started_at": started}},
             }
         }
     }
